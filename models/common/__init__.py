@@ -1,0 +1,1 @@
+"""Shared building blocks for vcam's learned models (training-time, PyTorch)."""
