@@ -114,10 +114,8 @@ def _options(op: tflite.Operator, cls: type) -> object:
 
 
 def _activation(ctx: _Ctx, fused: int, pre: str, out: str) -> None:
-    """Apply a TFLite fused activation: writes `out` from `pre` (or nothing to do if they are equal)."""
-    if fused == tflite.ActivationFunctionType.NONE:
-        ctx.add_node("Identity", [pre], [out])
-    elif fused == tflite.ActivationFunctionType.RELU:
+    """Apply a TFLite fused activation (not NONE): writes `out` from the pre-activation value `pre`."""
+    if fused == tflite.ActivationFunctionType.RELU:
         ctx.add_node("Relu", [pre], [out])
     elif fused == tflite.ActivationFunctionType.RELU6:
         lo = ctx.add_initializer(np.array(0.0, np.float32), out + "/min")
@@ -133,7 +131,10 @@ def _emit_with_activation(ctx: _Ctx, fused: int, out_t: int) -> str:
     return out if fused == tflite.ActivationFunctionType.NONE else out + "/pre_act"
 
 
-def _same_pads(in_hw: tuple[int, int], k_hw: tuple[int, int], s_hw: tuple[int, int], d_hw: tuple[int, int]) -> list[int]:
+Pair = tuple[int, int]
+
+
+def _same_pads(in_hw: Pair, k_hw: Pair, s_hw: Pair, d_hw: Pair) -> list[int]:
     """TensorFlow SAME padding as explicit ONNX pads [top, left, bottom, right] (extra pixel at the end)."""
     begin, end = [], []
     for n, k, s, d in zip(in_hw, k_hw, s_hw, d_hw):
@@ -144,7 +145,7 @@ def _same_pads(in_hw: tuple[int, int], k_hw: tuple[int, int], s_hw: tuple[int, i
     return begin + end
 
 
-def _conv_pads(ctx: _Ctx, padding: int, in_t: int, k_hw: tuple[int, int], s_hw: tuple[int, int], d_hw: tuple[int, int]) -> list[int]:
+def _conv_pads(ctx: _Ctx, padding: int, in_t: int, k_hw: Pair, s_hw: Pair, d_hw: Pair) -> list[int]:
     if padding == tflite.Padding.VALID:
         return [0, 0, 0, 0]
     if padding == tflite.Padding.SAME:
