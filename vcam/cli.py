@@ -1,0 +1,225 @@
+"""The ``vcam`` command line: run the daemon, the demo, list devices and models, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("vcam")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import deep_merge, parse_override
+
+    out: dict[str, Any] = {}
+    for assignment in args.set or []:
+        out = deep_merge(out, parse_override(assignment))
+    flag_map = {"preset": ("preset",), "source": ("source", "device"), "model": ("model", "segmenter")}
+    for flag, path in flag_map.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            node = out
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+    if getattr(args, "sink", None):
+        out.setdefault("output", {})["sinks"] = list(args.sink)
+    if getattr(args, "size", None):
+        w, h = _parse_size(args.size)
+        out.setdefault("output", {}).update(width=w, height=h)
+    if getattr(args, "fps", None):
+        out.setdefault("output", {})["fps"] = args.fps
+    return out
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720") from None
+    return w, h
+
+
+def _load(args: argparse.Namespace):
+    from .config import ConfigError, default_config_path, ensure_config_file, load_config
+
+    path = Path(args.config) if args.config else default_config_path()
+    if not args.config:
+        ensure_config_file(path)
+    try:
+        return path, load_config(path, _overrides(args))
+    except ConfigError as exc:
+        raise SystemExit(f"invalid configuration:\n{exc}") from None
+
+
+def _run_daemon(config, banner: str | None = None, seconds: float | None = None) -> int:
+    from .daemon import Daemon
+    from .segmenter import ModelError
+    from .sinks import SinkError
+
+    try:
+        daemon = Daemon(config)
+        daemon.start()
+    except (SinkError, ModelError, LookupError) as exc:
+        log.error("%s", exc)
+        return 2
+    for worker in daemon.sink_workers:
+        url = getattr(worker.sink, "url", None)
+        if url:
+            log.info("preview page: %s", url)
+    if banner:
+        log.info("%s", banner)
+    signal.signal(signal.SIGTERM, lambda *_: daemon._stop.set())
+    try:
+        daemon.wait(seconds)
+    except KeyboardInterrupt:
+        pass
+    daemon.stop()
+    status = daemon.status()
+    log.info("stopped: %d frames sent, %d processed", status["frames_sent"], status["frames_processed"])
+    return 1 if status["source_state"] == "stopped" and status["frames_captured"] == 0 else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    return _run_daemon(config, seconds=args.seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .config import build_config, deep_merge
+    from .sinks.virtual import VirtualCameraSink
+
+    sinks = [f"mjpeg:{args.port}", f"y4m:{args.y4m or Path(tempfile.gettempdir()) / 'vcam-demo.y4m'}"]
+    try:  # add the virtual device only where one exists, so the demo works everywhere
+        probe = VirtualCameraSink()
+        probe.open(args.width, args.height, 30)
+        probe.close()
+        sinks.append("virtual")
+    except Exception as exc:
+        log.info("no virtual camera device (%s); showing preview and y4m only", str(exc).splitlines()[0])
+    data = deep_merge({"source": {"device": "demo"}, "output": {"sinks": sinks, "width": args.width,
+                                                                 "height": args.height}}, _overrides(args))
+    config = build_config(data, origin="demo")
+    banner = (f"demo: playing the bundled clip through preset '{config.preset}'. Open the preview page above; "
+              f"Chromium can read {sinks[1][4:]} with --use-file-for-fake-video-capture. Ctrl+C stops.")
+    return _run_daemon(config, banner, seconds=args.seconds)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .sources import list_cameras
+
+    cams = list_cameras()
+    loopbacks = [c for c in cams if "loopback" in c.lower() or "vcam" in c.lower() or "dummy" in c.lower()]
+    print("cameras:", *(cams or ["(none found)"]), sep="\n  ")
+    print("virtual (loopback) devices:", *(loopbacks or ["(none: sudo modprobe v4l2loopback exclusive_caps=1 "
+                                                          "card_label=vcam)"]), sep="\n  ")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .registry import list_models
+
+    rows = []
+    default = None
+    for card in list_models():
+        problem = card.verify()
+        if default is None and card.task == "segmentation" and problem is None:
+            default = card.name
+        rows.append({"name": card.name, "task": card.task, "path": str(card.path),
+                     "input_size": list(card.input_size) if card.input_size else None, "tier": card.tier,
+                     "licence": card.licence, "ok": problem is None, "problem": problem})
+    for row in rows:
+        row["default"] = row["name"] == default
+    if args.json:
+        print(json.dumps({"models": rows, "default_segmenter": default}, indent=2))
+    else:
+        for r in rows:
+            flag = "*" if r["default"] else " "
+            size = "x".join(map(str, r["input_size"])) if r["input_size"] else "-"
+            print(f"{flag} {r['name']:<34} {r['task']:<16} {r['tier']:<9} {size:<9} {r['path']}"
+                  + ("" if r["ok"] else f"  PROBLEM: {r['problem']}"))
+        print("* = default segmenter")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    w, h = _parse_size(args.size)
+    result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
+                       segmenter=args.model or "auto", overrides=_overrides(args))
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    print(json.dumps(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vcam", description="real-time virtual camera with background effects")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="config file (default ~/.config/vcam/config.toml)")
+        p.add_argument("--preset", help="preset name (blur, blur-strong, office, green-screen, off, or yours)")
+        p.add_argument("--model", help="segmenter: auto, a tier, a model name or an .onnx path")
+        p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
+
+    p = sub.add_parser("run", help="run the daemon (camera -> effects -> virtual camera)")
+    common(p)
+    p.add_argument("--source", help="camera index, /dev/videoN, video file, or demo")
+    p.add_argument("--sink", action="append", help="output sink (repeatable): virtual[:DEV], y4m:PATH, "
+                                                   "mjpeg:PORT, file:PATH")
+    p.add_argument("--size", help="output WIDTHxHEIGHT")
+    p.add_argument("--fps", type=float, help="output frame rate")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="play the bundled demo clip through the effects to a preview page")
+    common(p)
+    p.add_argument("--port", type=int, default=8765, help="preview port on 127.0.0.1")
+    p.add_argument("--y4m", help="also write the output here (default: TMPDIR/vcam-demo.y4m)")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("devices", help="list cameras and virtual camera devices")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("models", help="list installed models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
+    p.add_argument("--source", default="demo", help="video file or demo")
+    p.add_argument("--size", default="1280x720")
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--preset", default="blur")
+    p.add_argument("--model", help="segmenter to use (default: auto)")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The daemon: three threads joined by triple buffers, so nothing ever queues.
+
+capture thread  -> newest camera frame  -> processing thread -> newest output frame -> output thread -> sinks
+(source's clock)                           (segment ... composite)                     (output fps clock)
+
+The output thread runs on its own clock: every frame period it sends the newest finished frame, repeating the
+last one when processing is late and showing a placeholder while the camera is away, so the virtual device
+never stops receiving frames. Settings changes are validated elsewhere and swapped in between two frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .buffers import TripleBuffer
+from .config import Config
+from .pipeline import Pipeline, placeholder_frame
+from .segmenter import Segmenter, load_segmenter
+from .sinks import SinkError, SinkWorker, make_sink
+from .sources import FrameSource, SourceError, normalize_frame, open_source
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # camera reconnect backoff, the last one repeats
+FAILED_READS_BEFORE_RECONNECT = 5
+
+
+@dataclass
+class DaemonStats:
+    frames_captured: int = 0
+    frames_processed: int = 0
+    frames_sent: int = 0
+    frames_repeated: int = 0
+    placeholder_frames: int = 0
+    source_state: str = "starting"  # starting | live | reconnecting | stopped
+    last_error: str | None = None
+    process_ms: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, config: Config, source: FrameSource | None = None, segmenter: Segmenter | None = None,
+                 sinks: list[Any] | None = None) -> None:
+        """``source``/``segmenter``/``sinks`` default to what ``config`` names; tests pass fakes here."""
+        self.config = config
+        self._pending_config: Config | None = None
+        self.source = source or open_source(config.source.device, config.source.width, config.source.height,
+                                            config.source.fps, config.source.fourcc)
+        self.segmenter = segmenter or load_segmenter(config.model.segmenter, config.model.threads)
+        self.pipeline = Pipeline(config, self.segmenter)
+        self.sink_workers = [SinkWorker(s) for s in (sinks if sinks is not None else
+                                                      [make_sink(spec) for spec in config.output.sinks])]
+        self.stats = DaemonStats()
+        self._captured = TripleBuffer()
+        self._finished = TripleBuffer()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    # ----- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the sinks (at least one must open), then start the three threads."""
+        out = self.config.output
+        opened = []
+        for worker in self.sink_workers:
+            try:
+                worker.start(out.width, out.height, out.fps)
+                opened.append(worker)
+                log.info("sink %s ready", worker.description)
+            except SinkError as exc:
+                log.error("sink %s unavailable: %s", worker.description, exc)
+                self.stats.last_error = str(exc)
+        if not opened:
+            raise SinkError("no output could be opened:\n" + (self.stats.last_error or "no sinks configured"))
+        self.sink_workers = opened
+        for name, target in (("capture", self._capture_loop), ("process", self._process_loop),
+                             ("output", self._output_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._captured.wake()
+        self._finished.wake()
+        for thread in self._threads:
+            thread.join(timeout=3.0)
+        for worker in self.sink_workers:
+            worker.stop()
+        self.source.close()
+        self.stats.source_state = "stopped"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the daemon stops (or ``timeout``); True when it has stopped."""
+        return self._stop.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._stop.is_set()
+
+    def apply_config(self, config: Config) -> None:
+        """Swap in an already-validated config; the processing thread picks it up before its next frame."""
+        with self._lock:
+            self._pending_config = config
+
+    # ----- capture thread --------------------------------------------------------------------------------
+    def _open_source_with_retry(self) -> bool:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self.source.open()
+                self.stats.source_state = "live"
+                log.info("source %s open", self.source.description)
+                return True
+            except SourceError as exc:
+                self.stats.last_error = str(exc)
+                if attempt == 0:
+                    log.error("%s", exc)
+                if self.config.source.on_missing == "exit" and self.stats.frames_captured == 0:
+                    log.error("source missing and source.on_missing = 'exit': stopping")
+                    self._stop.set()
+                    return False
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                attempt += 1
+                self._stop.wait(delay)
+        return False
+
+    def _capture_loop(self) -> None:
+        if not self._open_source_with_retry():
+            return
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                frame = self.source.read()
+                if frame is not None:
+                    frame = normalize_frame(frame)
+            except (ValueError, OSError, RuntimeError) as exc:  # a driver error or a frame we cannot use
+                log.warning("bad frame from %s: %s", self.source.description, exc)
+                frame = None
+            if frame is None:
+                failures += 1
+                if failures >= FAILED_READS_BEFORE_RECONNECT or self.stats.source_state != "live":
+                    self._reconnect()
+                    failures = 0
+                else:
+                    self._stop.wait(0.01)
+                continue
+            failures = 0
+            self._captured.publish_copy(frame)
+            self.stats.frames_captured += 1
+
+    def _reconnect(self) -> None:
+        log.warning("source %s stopped delivering frames; reconnecting", self.source.description)
+        self.stats.source_state = "reconnecting"
+        self.source.close()
+        if self._open_source_with_retry():
+            self.pipeline.reset()
+
+    # ----- processing thread -----------------------------------------------------------------------------
+    def _process_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._captured.take(timeout=0.1)
+            with self._lock:
+                pending, self._pending_config = self._pending_config, None
+            if pending is not None:
+                self._swap_config(pending)
+            if frame is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                out = self.pipeline.process(frame)
+            except Exception:  # never let one bad frame kill the camera: log it and carry on
+                log.exception("processing failed on a frame; passing it through")
+                out = frame
+            self.stats.process_ms = (time.perf_counter() - t0) * 1e3
+            self.stats.stage_ms = dict(self.pipeline.timings_ms)
+            if (out.shape[1], out.shape[0]) != (self.config.output.width, self.config.output.height):
+                import cv2  # only on the rare path where a stage returned another size
+
+                out = cv2.resize(out, (self.config.output.width, self.config.output.height))
+            self._finished.publish_copy(out)
+            self.stats.frames_processed += 1
+
+    def _swap_config(self, config: Config) -> None:
+        old, self.config = self.config, config
+        if config.model.segmenter != old.model.segmenter or config.model.threads != old.model.threads:
+            self.segmenter = load_segmenter(config.model.segmenter, config.model.threads)
+            self.pipeline.segmenter = self.segmenter
+        self.pipeline.configure(config)
+        if config.output != old.output or config.source != old.source:
+            log.warning("source/output changes take effect after a restart of the daemon")
+        log.info("settings applied (preset %s)", config.preset)
+
+    # ----- output thread ---------------------------------------------------------------------------------
+    def _output_loop(self) -> None:
+        out = self.config.output
+        period = 1.0 / out.fps
+        waiting = placeholder_frame(out.width, out.height, "vcam: starting camera")
+        reconnecting = placeholder_frame(out.width, out.height, "vcam: camera reconnecting...")
+        current: np.ndarray | None = None
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            fresh = self._finished.take(timeout=0)
+            if fresh is not None:
+                current = fresh
+            elif current is not None:
+                self.stats.frames_repeated += 1
+            if self.stats.source_state == "reconnecting":
+                frame, self.stats.placeholder_frames = reconnecting, self.stats.placeholder_frames + 1
+            elif current is None:
+                frame, self.stats.placeholder_frames = waiting, self.stats.placeholder_frames + 1
+            else:
+                frame = current
+            for worker in self.sink_workers:
+                worker.submit(frame)
+            self.stats.frames_sent += 1
+            next_due += period
+            delay = next_due - time.monotonic()
+            if delay < -period:  # badly late (suspend): restart the clock rather than burst
+                next_due = time.monotonic()
+            elif delay > 0:
+                self._stop.wait(delay)
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "running": self.running, "preset": self.config.preset, "source": self.source.description,
+            "source_state": s.source_state, "segmenter": self.segmenter.card.name,
+            "frames_captured": s.frames_captured, "frames_processed": s.frames_processed,
+            "frames_sent": s.frames_sent, "frames_repeated": s.frames_repeated,
+            "placeholder_frames": s.placeholder_frames, "process_ms": round(s.process_ms, 2),
+            "stage_ms": {k: round(v, 2) for k, v in s.stage_ms.items()},
+            "sinks": [{"sink": w.description, "written": w.written, "failed": w.failed} for w in self.sink_workers],
+            "last_error": s.last_error,
+        }

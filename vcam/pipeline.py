@@ -1,0 +1,113 @@
+"""The per-frame chain of stages: segment -> resize/upscale -> beauty -> refine mask -> composite.
+
+One ``Pipeline.process`` call turns a camera frame into an output frame. Each stage is a small object from
+``vcam.postprocess`` (or the segmenter runtime) with its own buffers and state; this module only orders them,
+skips the ones the settings switch off, and times them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from .config import Config
+from .models.faces import yunet_model_path
+from .models.sr import sr_model_path
+from .postprocess.beauty import BeautyStage
+from .postprocess.composite import Compositor
+from .postprocess.mask import MaskRefiner, render_mask_debug
+from .postprocess.upscale import Upscaler
+from .segmenter import Segmenter
+
+STAGES = ("segment", "upscale", "beauty", "refine", "composite")
+
+
+class Pipeline:
+    def __init__(self, config: Config, segmenter: Segmenter) -> None:
+        self.config = config
+        self.segmenter = segmenter
+        self.out_size = (config.output.width, config.output.height)
+        self.refiner = MaskRefiner(config.mask)
+        self.compositor = Compositor(config.background)
+        # Beauty and upscaling load models of their own: built on first use, so a plain blur never pays.
+        self._beauty: BeautyStage | None = None
+        self._upscaler: Upscaler | None = None
+        self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.last_alpha: np.ndarray | None = None
+        self._last_frame: np.ndarray | None = None
+
+    def configure(self, config: Config) -> None:
+        """Swap settings between frames; stages keep their temporal state."""
+        if config.mask != self.config.mask:
+            self.refiner.configure(config.mask)
+        if config.background != self.config.background:
+            self.compositor.configure(config.background)
+        if self._beauty is not None and config.beauty != self.config.beauty:
+            self._beauty.configure(config.beauty)
+        if self._upscaler is not None and config.upscale != self.config.upscale:
+            self._upscaler.configure(config.upscale)
+        self.config = config
+
+    @property
+    def beauty(self) -> BeautyStage:
+        if self._beauty is None:
+            self._beauty = BeautyStage(self.config.beauty, model_path=yunet_model_path())
+        return self._beauty
+
+    @property
+    def upscaler(self) -> Upscaler:
+        if self._upscaler is None:
+            self._upscaler = Upscaler(self.config.upscale, model_path=sr_model_path())
+        return self._upscaler
+
+    def reset(self) -> None:
+        """Drop temporal state (camera reopened, resolution changed)."""
+        for stage in (self.refiner, self.compositor, self._beauty, self._upscaler):
+            if stage is not None:
+                stage.reset()
+
+    def _timed(self, name: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
+        t0 = time.perf_counter()
+        result = fn()
+        self.timings_ms[name] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    @property
+    def needs_mask(self) -> bool:
+        return self.config.background.mode != "passthrough"
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """Camera frame (BGR uint8, any even size) -> output frame (BGR uint8, output size)."""
+        for name in STAGES:
+            self.timings_ms[name] = 0.0
+        mask = self._timed("segment", lambda: self.segmenter.process(frame)) if self.needs_mask else None
+        if (frame.shape[1], frame.shape[0]) != self.out_size:
+            frame = self._timed("upscale", lambda: self.upscaler.process(frame, mask, out_size=self.out_size))
+        if self.config.beauty.enabled:
+            frame = self._timed("beauty", lambda: self.beauty.process(frame))
+        self._last_frame = frame
+        if mask is None:
+            self.last_alpha = None
+            return self._timed("composite", lambda: self.compositor.process(frame, None))
+        alpha = self._timed("refine", lambda: self.refiner.process(mask, frame))
+        self.last_alpha = alpha
+        return self._timed("composite", lambda: self.compositor.process(frame, alpha))
+
+    def debug_view(self) -> np.ndarray | None:
+        """The mask debug view of the last processed frame (for the preview page)."""
+        if self._last_frame is None or self.last_alpha is None:
+            return None
+        return render_mask_debug(self._last_frame, self.last_alpha)
+
+
+def placeholder_frame(width: int, height: int, text: str) -> np.ndarray:
+    """A calm dark frame with a one-line message, shown while the camera is away or paused."""
+    frame = np.full((height, width, 3), (48, 40, 36), np.uint8)
+    scale = max(0.5, width / 1280 * 1.2)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.putText(frame, text, ((width - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (220, 220, 220), 2, cv2.LINE_AA)
+    return frame

@@ -1,0 +1,90 @@
+"""The model registry: every shipped ``NAME.onnx`` under ``vcam.models`` with its card ``NAME.json``.
+
+Code asks for "the segmenter" and gets a card; it never knows which network is behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+class ModelCard(BaseModel):
+    """What a model file's card says about it (docs/ARCHITECTURE.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    name: str
+    task: str
+    file: str
+    input_size: tuple[int, int] | None = None  # [H, W]
+    tier: str = "baseline"
+    priority: int = 0
+    licence: str = "unknown"
+    source: str = ""
+    sha256: str | None = None
+    figures: dict[str, Any] = Field(default_factory=dict)
+    card_path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        assert self.card_path is not None
+        return self.card_path.parent / self.file
+
+    def verify(self) -> str | None:
+        """None when the model file is present and matches its card's hash, else the problem."""
+        if not self.path.is_file():
+            return f"{self.path} is missing"
+        if self.sha256:
+            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            if digest != self.sha256:
+                return f"{self.path} is corrupt (sha256 {digest[:12]}... != card {self.sha256[:12]}...)"
+        return None
+
+
+def models_root() -> Path:
+    return Path(str(resources.files("vcam.models")))
+
+
+@lru_cache(maxsize=1)
+def _scan() -> tuple[ModelCard, ...]:
+    cards = []
+    for card_file in sorted(models_root().rglob("*.json")):
+        if not (card_file.with_suffix(".onnx")).exists():
+            continue
+        try:
+            data = json.loads(card_file.read_text())
+            cards.append(ModelCard(**data, card_path=card_file))
+        except (json.JSONDecodeError, ValidationError, TypeError) as exc:
+            log.warning("ignoring model card %s: %s", card_file, exc)
+    return tuple(cards)
+
+
+def list_models(task: str | None = None) -> list[ModelCard]:
+    """Installed models (optionally of one task), highest priority first."""
+    cards = [c for c in _scan() if task is None or c.task == task]
+    return sorted(cards, key=lambda c: -c.priority)
+
+
+def find_model(name_or_path: str, task: str) -> ModelCard:
+    """A model by card name, tier, or a path to an ``.onnx`` file (with or without a card beside it)."""
+    for card in list_models(task):
+        if name_or_path in (card.name, card.tier, card.file):
+            return card
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".onnx":
+        card_file = path.with_suffix(".json")
+        if card_file.is_file():
+            return ModelCard(**json.loads(card_file.read_text()), card_path=card_file.resolve())
+        return ModelCard(name=path.stem, task=task, file=path.name, card_path=path.resolve().with_suffix(".json"))
+    known = ", ".join(c.name for c in list_models(task)) or "none installed"
+    raise LookupError(f"no {task} model named {name_or_path!r}; installed: {known}; or give a path to an .onnx file")

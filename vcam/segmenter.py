@@ -1,0 +1,111 @@
+"""The segmenter runtime: an ONNX Runtime session that follows vcam's segmenter contract.
+
+Contract: input ``image`` float32 [1,3,H,W] RGB in [0,1]; output ``mask`` float32 [1,1,H,W] person probability.
+The whole frame is resized to the model input (no letterbox: 16:9 into 144x256 is nearly exact).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from .registry import ModelCard, find_model, list_models
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, corrupt or does not follow its contract."""
+
+
+def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """An ORT CPU session with ``threads`` intra-op threads and spinning disabled (spinning threads double
+    latency when the other core is busy)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several exception types for unreadable/corrupt files
+        raise ModelError(f"cannot load model {path}: {exc}") from exc
+
+
+class Segmenter:
+    """Frame (BGR uint8, any size) -> person mask (float32 [h, w] at the model's resolution)."""
+
+    def __init__(self, card: ModelCard, threads: int = 1) -> None:
+        self.card = card
+        if not card.path.is_file():
+            raise ModelError(f"model file {card.path} is missing")
+        self.session = make_session(card.path, threads)
+        self.height, self.width = self._check_contract()
+        self._input = np.zeros((1, 3, self.height, self.width), np.float32)
+        self._small = np.zeros((self.height, self.width, 3), np.uint8)
+
+    def _check_contract(self) -> tuple[int, int]:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        names = ([i.name for i in inputs], [o.name for o in outputs])
+        if [i.name for i in inputs] != ["image"] or "mask" not in names[1]:
+            raise ModelError(f"{self.card.path} does not follow the segmenter contract "
+                             f"(needs input 'image' and output 'mask', has {names})")
+        shape = inputs[0].shape
+        if len(shape) != 4 or shape[1] != 3:
+            raise ModelError(f"{self.card.path}: input 'image' must be [1,3,H,W], is {shape}")
+        h, w = shape[2], shape[3]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            if self.card.input_size is None:
+                raise ModelError(f"{self.card.path}: dynamic input size and no input_size in its card")
+            h, w = self.card.input_size
+        return int(h), int(w)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        cv2.resize(frame_bgr, (self.width, self.height), dst=self._small, interpolation=cv2.INTER_AREA)
+        # HWC BGR uint8 -> CHW RGB float32 in [0,1], written straight into the preallocated input tensor.
+        np.multiply(self._small.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=self._input[0])
+        (mask,) = self.session.run(["mask"], {"image": self._input})
+        return mask[0, 0]
+
+
+def latency_ms(segmenter: Segmenter, frame_bgr: np.ndarray, runs: int = 30) -> float:
+    """Median wall ms of ``segmenter.process`` on ``frame_bgr`` (after two warm-up runs)."""
+    for _ in range(2):
+        segmenter.process(frame_bgr)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        segmenter.process(frame_bgr)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def load_segmenter(choice: str = "auto", threads: int = 1) -> Segmenter:
+    """Load the segmenter named by ``choice`` (card name, tier or .onnx path), or with ``auto`` the
+    highest-priority installed one that loads; a broken model falls back to the next one, with a warning."""
+    if choice != "auto":
+        return Segmenter(find_model(choice, "segmentation"), threads)
+    errors = []
+    for card in list_models("segmentation"):
+        problem = card.verify()
+        if problem:
+            errors.append(problem)
+            log.error("skipping segmenter %s: %s", card.name, problem)
+            continue
+        try:
+            return Segmenter(card, threads)
+        except ModelError as exc:
+            errors.append(str(exc))
+            log.error("skipping segmenter %s: %s", card.name, exc)
+    raise ModelError("no usable segmenter installed: " + ("; ".join(errors) or "none found under vcam/models"))
