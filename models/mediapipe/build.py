@@ -46,6 +46,9 @@ def card(variant: Variant, onnx_bytes: bytes, figures: dict[str, object]) -> dic
                 "mean": figures["mean_abs_diff_vs_tflite"],
                 "frames": figures["parity_frames"],
                 "reference": "ai-edge-litert Interpreter, XNNPACK delegate",
+                "fp32_noise_floor": figures["max_abs_diff_ort_optimized_vs_unoptimized"],
+                "fp32_noise_floor_is": "max abs diff of the same .onnx in onnxruntime with vs without graph "
+                                       "optimizations, same frames",
                 "command": cmd,
             },
             "ms_per_frame_1thread": {

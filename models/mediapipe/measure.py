@@ -6,6 +6,7 @@ Prints one JSON object per model. Parity: max abs diff of the ONNX `mask` vs the
 default XNNPACK delegate, needed for the custom op) on frames of the bundled demo clip and photos from
 ../shared/data/portrait-seg, each resized (squashed, INTER_AREA) to the model input. Latency: onnxruntime CPU,
 1 intra-op / 1 inter-op thread, spinning off, median over `runs` runs after a warm-up, wall and process CPU time.
+Noise floor: the same ONNX file run by onnxruntime with and without graph optimizations, on the same frames.
 
 Training/build tooling: reads ../shared and needs ai-edge-litert; the daemon never imports it.
 """
@@ -91,9 +92,14 @@ def run_tflite(path: str | Path, frames: list[np.ndarray]) -> np.ndarray:
     return np.stack(masks)
 
 
-def session(model: str | Path | bytes, threads: int = 1) -> ort.InferenceSession:
-    """onnxruntime CPU session as the daemon runs it: `threads` intra-op threads, spinning disabled."""
+def session(model: str | Path | bytes, threads: int = 1, optimize: bool = True) -> ort.InferenceSession:
+    """onnxruntime CPU session as the daemon runs it: `threads` intra-op threads, spinning disabled.
+
+    `optimize=False` turns graph optimizations off (a second fp32 implementation of the same graph, for the noise
+    floor of the parity figure)."""
     so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -125,11 +131,15 @@ def measure(variant: Variant, onnx_path: Path | None = None, runs: int = 200, n_
     onnx_path = onnx_path or HERE / f"{variant.stem}.onnx"
     frames = demo_frames(variant.input_hw, n_demo) + photo_frames(variant.input_hw, n_photos)
     sess = session(onnx_path)
-    diff = np.abs(run_onnx(sess, frames) - run_tflite(TEACHERS / f"{variant.stem}.tflite", frames))
+    masks = run_onnx(sess, frames)
+    diff = np.abs(masks - run_tflite(TEACHERS / f"{variant.stem}.tflite", frames))
+    noise = np.abs(masks - run_onnx(session(onnx_path, optimize=False), frames))
     return {
         "model": variant.key,
         "max_abs_diff_vs_tflite": float(diff.max()),
         "mean_abs_diff_vs_tflite": float(diff.mean()),
+        # The same ONNX graph, ORT optimized vs unoptimized: how far two fp32 implementations drift apart.
+        "max_abs_diff_ort_optimized_vs_unoptimized": float(noise.max()),
         "parity_frames": f"{n_demo} demo.mp4 frames + {n_photos} portrait-seg photos",
         "latency": {**latency_ms(sess, frames[0], runs), "runs": runs, "threads": 1,
                     "onnxruntime": ort.__version__},
