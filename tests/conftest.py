@@ -1,0 +1,65 @@
+"""Shared fixtures: real frames from the bundled demo clip, and helpers for subprocess/browser tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.sources import demo_clip_path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Where the person is in the demo clip (fractions of width/height): her face, and a background patch of plants.
+FACE_BOX = (0.47, 0.15, 0.68, 0.50)
+BACKGROUND_BOX = (0.02, 0.25, 0.25, 0.85)
+
+
+def read_demo_frames(count: int, step: int = 1, start: int = 0) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(demo_clip_path()))
+    frames = []
+    index = 0
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index >= start and (index - start) % step == 0:
+            frames.append(frame)
+        index += 1
+    cap.release()
+    assert len(frames) == count, "demo clip shorter than expected"
+    return frames
+
+
+@pytest.fixture(scope="session")
+def demo_frames() -> list[np.ndarray]:
+    """30 consecutive 1280x720 BGR frames of the demo clip (frames 30..59)."""
+    return read_demo_frames(30, start=30)
+
+
+@pytest.fixture(scope="session")
+def demo_frame(demo_frames: list[np.ndarray]) -> np.ndarray:
+    return demo_frames[0]
+
+
+def crop(frame: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = box
+    return frame[int(y0 * h): int(y1 * h), int(x0 * w): int(x1 * w)]
+
+
+def high_frequency_energy(img: np.ndarray) -> float:
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+    return float(np.mean(np.abs(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F))))
+
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
