@@ -1,0 +1,155 @@
+"""Beauty stage: texture-preserving skin smoothing on the faces of the camera frame.
+
+Runs on the camera frame before compositing (see docs/beauty.md): YuNet finds the faces now and then
+(``faces.FaceTracker``), and each face + neck region gets a smooth correction computed at a small working
+resolution (``skin.SkinFilter``) that attenuates the mid-frequency band (blemishes, blotches), fills small dark
+spots and evens the tone, while all detail finer than the working resolution (pores) is left exactly as it was.
+Pixels outside the face regions are never written.
+
+    stage = BeautyStage(BeautySettings(enabled=True, strength=0.5, preset="natural"), model_path=yunet_path())
+    out = stage.process(frame_bgr_uint8)
+
+``process`` returns either the input frame itself (disabled, strength 0, no face) or the stage's own output
+buffer, which is overwritten by the next call; callers must not write into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .faces import FaceTracker
+from .skin import FaceRegion, SkinFilter, SkinParams
+
+Preset = Literal["natural", "soft"]
+
+# Effect amounts at strength 1; ``mid``, ``spot``, ``tone`` and ``lift`` scale with the strength.
+PRESETS: dict[str, SkinParams] = {
+    # Keeps the face's own texture and shading: removes blotches and spots, evens the tone a little.
+    "natural": SkinParams(mid=1.3, texture=0.7, radius=0.06, eps=12.0, spot=1.0, tone=0.4, lift=0.06),
+    # Smoother, wider base, more of the working-resolution texture removed, stronger tone evening.
+    "soft": SkinParams(mid=1.7, texture=0.4, radius=0.09, eps=20.0, spot=1.0, tone=0.6, lift=0.10),
+}
+
+
+class BeautySettings(BaseModel):
+    """Settings of the beauty stage (``[beauty]`` section of the config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(False, description="Smooth the skin of the faces in the camera frame")
+    strength: float = Field(0.5, ge=0.0, le=1.0, description="Overall amount of smoothing, 0 = none, 1 = most")
+    preset: Preset = Field("natural", description="Look: 'natural' keeps more texture, 'soft' smooths more")
+    texture: float | None = Field(
+        None, ge=0.0, le=1.0, description="Share of the finest skin texture kept (None = the preset's value)"
+    )
+    detect_interval: int = Field(4, ge=1, le=30, description="Frames between face detections around a tracked face")
+    max_faces: int = Field(2, ge=1, le=8, description="Most faces smoothed per frame")
+
+
+def default_model_path() -> Path:
+    """The YuNet face detector shipped in ``vcam.models.faces``."""
+    from vcam.models.faces import yunet_path
+
+    return yunet_path()
+
+
+class BeautyStage:
+    """Skin smoothing of up to ``max_faces`` tracked faces; one thread, preallocated full-frame output."""
+
+    face_px = 64  # face width at the working resolution (within a factor sqrt(2))
+
+    def __init__(self, settings: BeautySettings | None = None, model_path: str | Path | None = None) -> None:
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._tracker: FaceTracker | None = None
+        self._filter = SkinFilter(self.face_px)
+        self._out: np.ndarray | None = None
+        self._up: np.ndarray | None = None
+        self.regions: list[tuple[int, int, int, int]] = []  # (x0, y0, x1, y1) written in the last frame
+        self.settings = settings or BeautySettings()
+        self._params = self._resolve(self.settings)
+
+    # -- stage contract --------------------------------------------------------------------------------------
+
+    def configure(self, settings: BeautySettings) -> None:
+        """Swap settings between frames; face tracks and skin models survive unless the stage is switched off."""
+        was_on = self._active(self.settings)
+        self.settings = settings
+        self._params = self._resolve(settings)
+        if self._tracker is not None:
+            self._tracker.detect_interval = settings.detect_interval
+            self._tracker.max_faces = settings.max_faces
+        if was_on and not self._active(settings):
+            self.reset()  # tracks would be stale when it comes back on
+
+    def reset(self) -> None:
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._filter.reset()
+        self.regions = []
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """BGR uint8 [H, W, 3] in, same size out (the input itself when nothing is to be done)."""
+        self.regions = []
+        if not self._active(self.settings):
+            return frame
+        faces = self._get_tracker().update(frame)
+        self._filter.forget_except({f.track_id for f in faces})
+        if not faces:
+            return frame
+        if self._out is None or self._out.shape != frame.shape:
+            self._out = np.empty_like(frame)
+        out = self._out
+        np.copyto(out, frame)
+        for face in faces:
+            region = FaceRegion(face, frame.shape, self.face_px)
+            if region.empty:
+                continue
+            x0, y0, x1, y1 = region.rect
+            roi = out[y0:y1, x0:x1]
+            corr = self._filter.correction(face.track_id, region, roi, self._params)
+            if face.presence < 1.0:
+                corr *= face.presence
+            up = self._upsample_buffer(y1 - y0, x1 - x0)
+            cv2.resize(corr, (x1 - x0, y1 - y0), dst=up, interpolation=cv2.INTER_LINEAR)
+            cv2.add(roi, up, dst=roi, dtype=cv2.CV_8U)  # rounds and saturates; C == 0 leaves a pixel as it was
+            self.regions.append(region.rect)
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _active(settings: BeautySettings) -> bool:
+        return settings.enabled and settings.strength > 0.0
+
+    @staticmethod
+    def _resolve(settings: BeautySettings) -> SkinParams:
+        p = PRESETS[settings.preset]
+        s = settings.strength
+        return SkinParams(
+            mid=min(1.0, p.mid * s),
+            texture=p.texture if settings.texture is None else settings.texture,
+            radius=p.radius,
+            eps=p.eps,
+            spot=min(1.0, p.spot * s),
+            tone=min(1.0, p.tone * s),
+            lift=p.lift * s,
+        )
+
+    def _get_tracker(self) -> FaceTracker:
+        if self._tracker is None:
+            path = self._model_path or default_model_path()
+            self._tracker = FaceTracker(
+                path, detect_interval=self.settings.detect_interval, max_faces=self.settings.max_faces
+            )
+        return self._tracker
+
+    def _upsample_buffer(self, h: int, w: int) -> np.ndarray:
+        # One buffer reused across frames; it only grows (regions change size as faces move).
+        if self._up is None or self._up.shape[0] < h or self._up.shape[1] < w:
+            self._up = np.empty((max(h, 8), max(w, 8), 3), np.float32)
+        return self._up[:h, :w]

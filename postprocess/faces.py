@@ -1,0 +1,211 @@
+"""Face tracking for the beauty stage: YuNet detections, few and cheap, smoothed into steady boxes.
+
+YuNet (``cv2.FaceDetectorYN``) runs
+- on the whole frame, downscaled to ``full_long_side`` pixels, every ``full_interval`` frames (more often while
+  no face is tracked) to pick up faces, and
+- on a small square crop around each tracked face every ``detect_interval`` frames to follow it.
+Between detections the face state (box + five landmarks) glides towards the latest detection; detections
+that moved less than a dead band are ignored, so a still face gets a box that does not move at all.
+Each track also carries a ``presence`` in [0, 1] that fades in and out over a few frames, so the effect never
+pops on or off when a face appears or is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# YuNet row: x, y, w, h, right eye (x, y), left eye, nose tip, right mouth corner, left mouth corner, score.
+_STATE = 14  # box (4) + landmarks (10)
+
+
+@dataclass
+class Face:
+    """A tracked face in frame pixel coordinates (smoothed)."""
+
+    box: np.ndarray  # float32 [4]: x, y, w, h
+    landmarks: np.ndarray  # float32 [5, 2]: right eye, left eye, nose tip, right / left mouth corner
+    presence: float  # 0..1, fades in when found and out when lost
+    track_id: int  # stable while the face is tracked
+
+
+@dataclass
+class _Track:
+    track_id: int
+    state: np.ndarray  # smoothed [14]
+    target: np.ndarray  # latest accepted detection [14]
+    last_detect: int  # frame index of the last detection attempt
+    misses: int = 0
+    presence: float = 0.0
+    lost: bool = False
+    scratch: np.ndarray = field(default_factory=lambda: np.zeros(_STATE, np.float32))
+
+    def face(self) -> Face:
+        return Face(self.state[:4].copy(), self.state[4:].reshape(5, 2).copy(), self.presence, self.track_id)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Finds and follows up to ``max_faces`` faces; ``update(frame)`` once per frame returns them."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        detect_interval: int = 4,
+        full_interval: int = 60,
+        search_interval: int = 10,
+        max_faces: int = 2,
+        score_threshold: float = 0.6,
+        full_long_side: int = 320,
+        crop_size: int = 128,
+        glide: float = 0.35,
+        dead_band: float = 0.03,
+        max_misses: int = 2,
+        fade_step: float = 0.2,
+    ) -> None:
+        self.detect_interval = detect_interval
+        self.full_interval = full_interval
+        self.search_interval = search_interval
+        self.max_faces = max_faces
+        self.full_long_side = full_long_side
+        self.crop_size = crop_size
+        self.glide = glide
+        self.dead_band = dead_band
+        self.max_misses = max_misses
+        self.fade_step = fade_step
+        path = str(model_path)
+        self._full = cv2.FaceDetectorYN.create(path, "", (full_long_side, full_long_side), score_threshold)
+        self._crop = cv2.FaceDetectorYN.create(path, "", (crop_size, crop_size), score_threshold)
+        self._canvas = np.zeros((crop_size, crop_size, 3), np.uint8)
+        self._full_size: tuple[int, int] | None = None
+        self._small: np.ndarray | None = None
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frame = 0
+        self._last_full = -(10**9)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._frame = 0
+        self._last_full = -(10**9)
+
+    @property
+    def frame_index(self) -> int:
+        return self._frame
+
+    def update(self, frame: np.ndarray) -> list[Face]:
+        """Detect where due, glide every track towards its detection, return the faces to treat."""
+        i = self._frame
+        live = [t for t in self._tracks if not t.lost]
+        since_full = i - self._last_full
+        if (not live and since_full >= self.search_interval) or (
+            len(live) < self.max_faces and since_full >= self.full_interval
+        ):
+            self._detect_full(frame)
+        for k, track in enumerate(self._tracks):
+            # Stagger the tracks so two faces do not both pay for a detection in the same frame.
+            if not track.lost and i - track.last_detect >= self.detect_interval + (k % 2):
+                self._detect_crop(frame, track)
+        faces = []
+        for track in self._tracks:
+            track.state += self.glide * (track.target - track.state)
+            step = -self.fade_step if track.lost else self.fade_step
+            track.presence = float(min(1.0, max(0.0, track.presence + step)))
+            if track.presence > 0.0:
+                faces.append(track.face())
+        self._tracks = [t for t in self._tracks if t.presence > 0.0 or not t.lost]
+        self._frame += 1
+        return faces
+
+    # -- detection -------------------------------------------------------------------------------------------
+
+    def _accept(self, track: _Track, det: np.ndarray) -> None:
+        """Take a detection as the new target unless it is within the dead band of the current one."""
+        track.misses = 0
+        track.lost = False
+        size = max(float(track.target[2]), 1.0)
+        if np.abs(det - track.target).max() > self.dead_band * size:
+            track.target[:] = det
+
+    def _miss(self, track: _Track) -> None:
+        track.misses += 1
+        if track.misses > self.max_misses:
+            track.lost = True
+
+    def _detect_full(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        scale = self.full_long_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if self._full_size != size:
+            self._full.setInputSize(size)
+            self._full_size = size
+            self._small = np.empty((size[1], size[0], 3), np.uint8)
+        cv2.resize(frame, size, dst=self._small, interpolation=cv2.INTER_AREA)
+        _, rows = self._full.detect(self._small)
+        self._last_full = self._frame
+        dets = [] if rows is None else [r for r in rows]
+        dets.sort(key=lambda r: -r[14])
+        used = set()
+        for track in self._tracks:
+            best, best_iou = None, 0.3
+            for j, r in enumerate(dets):
+                iou = _iou(track.target[:4], r[:4] / scale)
+                if j not in used and iou > best_iou:
+                    best, best_iou = j, iou
+            if best is None:
+                if not track.lost:
+                    self._miss(track)
+            else:
+                used.add(best)
+                track.last_detect = self._frame
+                self._accept(track, (dets[best][:_STATE] / scale).astype(np.float32))
+        for j, r in enumerate(dets):
+            if j in used or sum(not t.lost for t in self._tracks) >= self.max_faces:
+                continue
+            s = (r[:_STATE] / scale).astype(np.float32)
+            self._tracks.append(_Track(self._next_id, state=s.copy(), target=s.copy(), last_detect=self._frame))
+            self._next_id += 1
+
+    def _detect_crop(self, frame: np.ndarray, track: _Track) -> None:
+        h, w = frame.shape[:2]
+        x, y, bw, bh = track.target[:4]
+        side = 2.0 * max(bw, bh)
+        cx, cy = x + bw / 2, y + bh / 2
+        x0, y0 = int(max(0, round(cx - side / 2))), int(max(0, round(cy - side / 2)))
+        x1, y1 = int(min(w, round(cx + side / 2))), int(min(h, round(cy + side / 2)))
+        track.last_detect = self._frame
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            self._miss(track)
+            return
+        scale = self.crop_size / side
+        cw, ch = min(self.crop_size, round((x1 - x0) * scale)), min(self.crop_size, round((y1 - y0) * scale))
+        self._canvas[:] = 0
+        self._canvas[:ch, :cw] = cv2.resize(frame[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_AREA)
+        _, rows = self._crop.detect(self._canvas)
+        if rows is None:
+            self._miss(track)
+            return
+        # The face nearest the crop centre, not merely the most confident one (another face may be in the crop).
+        centre = np.array([(cx - x0) * scale, (cy - y0) * scale])
+        best = min(rows, key=lambda r: float(np.hypot(*(r[:2] + r[2:4] / 2 - centre))))
+        det = track.scratch
+        det[:] = best[:_STATE] / scale
+        det[0::2] += x0
+        det[1::2] += y0
+        det[2] -= x0  # width / height are sizes, not positions
+        det[3] -= y0
+        if _iou(det[:4], track.target[:4]) < 0.2:
+            self._miss(track)
+            return
+        self._accept(track, det.copy())
