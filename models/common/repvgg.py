@@ -43,7 +43,9 @@ class RepConv3x3(nn.Module):
         self.in_ch, self.out_ch, self.stride, self.groups = in_ch, out_ch, stride, groups
         self.conv3 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(out_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 1, stride, 0, groups=groups, bias=False)
+        # The 1x1 branch runs at stride 1 on a subsampled input: same result as a stride-2 1x1 conv, which
+        # crashes in backward on channels_last tensors with few channels (torch 2.13 CPU).
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 1, 1, 0, groups=groups, bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.bn_id = nn.BatchNorm2d(out_ch) if (in_ch == out_ch and stride == 1) else None
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
@@ -52,7 +54,8 @@ class RepConv3x3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.folded is not None:
             return self.act(self.folded(x))
-        y = self.bn3(self.conv3(x)) + self.bn1(self.conv1(x))
+        x1 = x if self.stride == 1 else x[..., :: self.stride, :: self.stride]
+        y = self.bn3(self.conv3(x)) + self.bn1(self.conv1(x1))
         if self.bn_id is not None:
             y = y + self.bn_id(x)
         return self.act(y)
