@@ -129,27 +129,30 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .registry import list_models
+    from .segmenter import pick_tier
 
+    picked, reason = pick_tier()
+    default = picked.name if picked else None
     rows = []
-    default = None
     for card in list_models():
         problem = card.verify()
         if default is None and card.task == "segmentation" and problem is None:
             default = card.name
+            reason = f"{reason}; highest-priority working segmenter"
         rows.append({"name": card.name, "task": card.task, "path": str(card.path),
                      "input_size": list(card.input_size) if card.input_size else None, "tier": card.tier,
                      "licence": card.licence, "ok": problem is None, "problem": problem})
     for row in rows:
         row["default"] = row["name"] == default
     if args.json:
-        print(json.dumps({"models": rows, "default_segmenter": default}, indent=2))
+        print(json.dumps({"models": rows, "default_segmenter": default, "why": reason}, indent=2))
     else:
         for r in rows:
             flag = "*" if r["default"] else " "
             size = "x".join(map(str, r["input_size"])) if r["input_size"] else "-"
             print(f"{flag} {r['name']:<34} {r['task']:<16} {r['tier']:<9} {size:<9} {r['path']}"
                   + ("" if r["ok"] else f"  PROBLEM: {r['problem']}"))
-        print("* = default segmenter")
+        print(f"* = default segmenter ({reason})")
     return 0
 
 

@@ -195,6 +195,9 @@ def default_config_text() -> str:
         lines.append(f"# [{name}]")
         for key, sub in type(section).model_fields.items():
             value = getattr(section, key)
+            if value is None:  # TOML has no null: show the field without a value
+                lines.append(f"#   {key}: unset by default. {sub.description or ''}".rstrip())
+                continue
             lines.append(f"# {key} = {_toml_value(value)}    # {sub.description or ''}".rstrip())
         lines.append("")
     lines += ["# [presets.meeting]", "# background = { mode = \"blur\", blur_strength = 80 }", ""]
@@ -208,8 +211,6 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if value is None:
-        return '""'
     return str(value)
 
 

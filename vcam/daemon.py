@@ -21,7 +21,7 @@ import numpy as np
 from .buffers import TripleBuffer
 from .config import Config
 from .pipeline import Pipeline, placeholder_frame
-from .segmenter import Segmenter, load_segmenter
+from .segmenter import ModelError, Segmenter, load_segmenter
 from .sinks import SinkError, SinkWorker, make_sink
 from .sources import FrameSource, SourceError, normalize_frame, open_source
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # camera reconnect backoff, the last one repeats
 FAILED_READS_BEFORE_RECONNECT = 5
+CAMERA_STALL_S = 0.5  # no new camera frame for this long: show the placeholder (a read may be hanging)
 
 
 @dataclass
@@ -44,6 +45,24 @@ class DaemonStats:
     stage_ms: dict[str, float] = field(default_factory=dict)
 
 
+def _load_segmenter_safely(config: Config) -> Segmenter | None:
+    """The configured segmenter; if it is broken, the best working one; if none works, None (the pipeline then
+    passes frames through unmodified rather than crash the call)."""
+    try:
+        return load_segmenter(config.model.segmenter, config.model.threads)
+    except (ModelError, LookupError) as exc:
+        log.error("segmenter %r unusable: %s", config.model.segmenter, exc)
+    if config.model.segmenter != "auto":
+        try:
+            segmenter = load_segmenter("auto", config.model.threads)
+            log.warning("falling back to segmenter %s", segmenter.card.name)
+            return segmenter
+        except ModelError as exc:
+            log.error("%s", exc)
+    log.error("no segmenter works: running in safe full-frame mode (no background effect)")
+    return None
+
+
 class Daemon:
     def __init__(self, config: Config, source: FrameSource | None = None, segmenter: Segmenter | None = None,
                  sinks: list[Any] | None = None) -> None:
@@ -52,7 +71,7 @@ class Daemon:
         self._pending_config: Config | None = None
         self.source = source or open_source(config.source.device, config.source.width, config.source.height,
                                             config.source.fps, config.source.fourcc)
-        self.segmenter = segmenter or load_segmenter(config.model.segmenter, config.model.threads)
+        self.segmenter = segmenter or _load_segmenter_safely(config)
         self.pipeline = Pipeline(config, self.segmenter)
         self.sink_workers = [SinkWorker(s) for s in (sinks if sinks is not None else
                                                       [make_sink(spec) for spec in config.output.sinks])]
@@ -62,6 +81,7 @@ class Daemon:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._last_frame_at = 0.0  # monotonic time of the newest good camera frame
 
     # ----- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,6 +155,8 @@ class Daemon:
         if not self._open_source_with_retry():
             return
         failures = 0
+        self._last_frame_at = time.monotonic()
+        period = 1.0 / self.config.output.fps
         while not self._stop.is_set():
             try:
                 frame = self.source.read()
@@ -145,13 +167,17 @@ class Daemon:
                 frame = None
             if frame is None:
                 failures += 1
-                if failures >= FAILED_READS_BEFORE_RECONNECT or self.stats.source_state != "live":
+                if time.monotonic() - self._last_frame_at > period:
+                    self.stats.source_state = "reconnecting"  # the output shows the placeholder from now on
+                if failures >= FAILED_READS_BEFORE_RECONNECT:
                     self._reconnect()
                     failures = 0
                 else:
                     self._stop.wait(0.01)
                 continue
             failures = 0
+            self._last_frame_at = time.monotonic()
+            self.stats.source_state = "live"
             self._captured.publish_copy(frame)
             self.stats.frames_captured += 1
 
@@ -160,6 +186,7 @@ class Daemon:
         self.stats.source_state = "reconnecting"
         self.source.close()
         if self._open_source_with_retry():
+            self.stats.source_state = "reconnecting"  # until the first good frame arrives
             self.pipeline.reset()
 
     # ----- processing thread -----------------------------------------------------------------------------
@@ -190,7 +217,7 @@ class Daemon:
     def _swap_config(self, config: Config) -> None:
         old, self.config = self.config, config
         if config.model.segmenter != old.model.segmenter or config.model.threads != old.model.threads:
-            self.segmenter = load_segmenter(config.model.segmenter, config.model.threads)
+            self.segmenter = _load_segmenter_safely(config)
             self.pipeline.segmenter = self.segmenter
         self.pipeline.configure(config)
         if config.output != old.output or config.source != old.source:
@@ -211,7 +238,8 @@ class Daemon:
                 current = fresh
             elif current is not None:
                 self.stats.frames_repeated += 1
-            if self.stats.source_state == "reconnecting":
+            stalled = self._last_frame_at and time.monotonic() - self._last_frame_at > CAMERA_STALL_S
+            if self.stats.source_state == "reconnecting" or stalled:
                 frame, self.stats.placeholder_frames = reconnecting, self.stats.placeholder_frames + 1
             elif current is None:
                 frame, self.stats.placeholder_frames = waiting, self.stats.placeholder_frames + 1
@@ -231,7 +259,8 @@ class Daemon:
         s = self.stats
         return {
             "running": self.running, "preset": self.config.preset, "source": self.source.description,
-            "source_state": s.source_state, "segmenter": self.segmenter.card.name,
+            "source_state": s.source_state,
+            "segmenter": self.segmenter.card.name if self.segmenter else "none (passthrough)",
             "frames_captured": s.frames_captured, "frames_processed": s.frames_processed,
             "frames_sent": s.frames_sent, "frames_repeated": s.frames_repeated,
             "placeholder_frames": s.placeholder_frames, "process_ms": round(s.process_ms, 2),

@@ -14,19 +14,20 @@ import cv2
 import numpy as np
 
 from .config import Config
-from .models.faces import yunet_model_path
-from .models.sr import sr_model_path
 from .postprocess.beauty import BeautyStage
-from .postprocess.composite import Compositor
-from .postprocess.mask import MaskRefiner, render_mask_debug
+from .postprocess.beauty import default_model_path as yunet_model_path
+from .postprocess.composite import Compositor, render_mask_debug
+from .postprocess.mask import MaskRefiner
 from .postprocess.upscale import Upscaler
+from .postprocess.upscale import default_model_path as sr_model_path
 from .segmenter import Segmenter
 
 STAGES = ("segment", "upscale", "beauty", "refine", "composite")
 
 
 class Pipeline:
-    def __init__(self, config: Config, segmenter: Segmenter) -> None:
+    def __init__(self, config: Config, segmenter: Segmenter | None) -> None:
+        """``segmenter`` None is the safe full-frame mode: frames pass through without a background effect."""
         self.config = config
         self.segmenter = segmenter
         self.out_size = (config.output.width, config.output.height)
@@ -77,13 +78,14 @@ class Pipeline:
 
     @property
     def needs_mask(self) -> bool:
-        return self.config.background.mode != "passthrough"
+        return self.segmenter is not None and self.config.background.mode != "passthrough"
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """Camera frame (BGR uint8, any even size) -> output frame (BGR uint8, output size)."""
         for name in STAGES:
             self.timings_ms[name] = 0.0
-        mask = self._timed("segment", lambda: self.segmenter.process(frame)) if self.needs_mask else None
+        segmenter = self.segmenter
+        mask = self._timed("segment", lambda: segmenter.process(frame)) if segmenter and self.needs_mask else None
         if (frame.shape[1], frame.shape[0]) != self.out_size:
             frame = self._timed("upscale", lambda: self.upscaler.process(frame, mask, out_size=self.out_size))
         if self.config.beauty.enabled:
@@ -91,6 +93,8 @@ class Pipeline:
         self._last_frame = frame
         if mask is None:
             self.last_alpha = None
+            if self.config.background.mode != "passthrough":  # safe mode: no mask, no effect
+                return frame
             return self._timed("composite", lambda: self.compositor.process(frame, None))
         alpha = self._timed("refine", lambda: self.refiner.process(mask, frame))
         self.last_alpha = alpha

@@ -1,0 +1,161 @@
+"""End to end through a real client: headless Chromium reads vcam's output like a video-call page would.
+
+1. y4m sink -> Chromium's fake capture device -> getUserMedia on a page served from 127.0.0.1, which draws the
+   frames to a canvas and posts back what it sees.
+2. The mjpeg preview page itself, opened in Chromium, its stream drawn to a canvas.
+Each asserts the frame size, that live frames advance, and that the background is blurred while the person is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import BACKGROUND_BOX, FACE_BOX, chromium_binary, crop, high_frequency_energy, read_demo_frames
+
+pytestmark = pytest.mark.slow
+CHROMIUM = chromium_binary()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
+FRAME_BYTES_720P = 1280 * 720 * 3 // 2 + 6
+
+
+@pytest.fixture(scope="module")
+def source_energy() -> tuple[float, float]:
+    """Sharpness of the face and background boxes in the raw demo clip (the reference)."""
+    frames = read_demo_frames(10, step=25)
+    face = np.median([high_frequency_energy(crop(f, FACE_BOX)) for f in frames])
+    bg = np.median([high_frequency_energy(crop(f, BACKGROUND_BOX)) for f in frames])
+    return float(face), float(bg)
+
+
+def _start_daemon(tmp: Path, *sinks: str, preset: str = "blur") -> subprocess.Popen:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config")}
+    cmd = [sys.executable, "-m", "vcam", "run", "--source", "demo", "--preset", preset, "--seconds", "60"]
+    for sink in sinks:
+        cmd += ["--sink", sink]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _chromium_flags(user_dir: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+            f"--user-data-dir={user_dir}"]
+
+
+class _PageServer:
+    """Serves the measuring page on 127.0.0.1 and collects what it posts back."""
+
+    def __init__(self) -> None:
+        page = (Path(__file__).parent / "browser_page.html").read_text()
+        page = page.replace("__FACE__", json.dumps(FACE_BOX)).replace("__BG__", json.dumps(BACKGROUND_BOX))
+        self.results: dict | None = None
+        self.done = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = page.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                outer.results = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(204)
+                self.end_headers()
+                outer.done.set()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _assert_blurred_background(seen: dict, source_energy: tuple[float, float]) -> None:
+    face_src, bg_src = source_energy
+    assert (seen["width"], seen["height"]) == (1280, 720)
+    assert seen["distinct_frames"] >= 4, "frames are not advancing"
+    assert seen["background_energy"] < 0.5 * bg_src, (seen, source_energy)
+    assert seen["face_energy"] > 0.6 * face_src, (seen, source_energy)
+
+
+@needs_chromium
+def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path, source_energy) -> None:
+    y4m = tmp_path / "out.y4m"
+    daemon = _start_daemon(tmp_path, f"y4m:{y4m}")
+    server = _PageServer()
+    browser = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (y4m.exists() and y4m.stat().st_size > 30 * FRAME_BYTES_720P):
+            assert daemon.poll() is None, daemon.stdout.read()
+            assert time.monotonic() < deadline, "daemon produced no frames"
+            time.sleep(0.2)
+        browser = subprocess.Popen(
+            [CHROMIUM, *_chromium_flags(tmp_path / "chrome"), "--use-fake-ui-for-media-stream",
+             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}", server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert server.done.wait(60), "the page never posted its measurements"
+    finally:
+        if browser is not None:
+            browser.kill()
+        daemon.terminate()
+        daemon.wait(10)
+        server.close()
+    seen = server.results
+    assert seen is not None and "error" not in seen, seen
+    _assert_blurred_background(seen, source_energy)
+
+
+@needs_chromium
+def test_chromium_preview_page_shows_live_blurred_output(tmp_path: Path, source_energy) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    daemon = _start_daemon(tmp_path, "mjpeg:0")
+    url = None
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while url is None:
+            line = daemon.stdout.readline()
+            assert line or daemon.poll() is None, "".join(lines)
+            lines.append(line)
+            match = re.search(r"preview page: (http://127\.0\.0\.1:\d+/\?token=\S+)", line)
+            url = match.group(1) if match else None
+            assert time.monotonic() < deadline, "".join(lines)
+        threading.Thread(target=lambda: [None for _ in daemon.stdout], daemon=True).start()  # keep draining
+        measure_js = (Path(__file__).parent / "browser_page.html").read_text()
+        measure_fn = measure_js[measure_js.index("function checksum"): measure_js.index("async function main")]
+        measure_fn = measure_fn.replace("__FACE__", json.dumps(FACE_BOX)).replace("__BG__", json.dumps(BACKGROUND_BOX))
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=_chromium_flags(tmp_path / "chrome")[1:])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_function("document.getElementById('view').naturalWidth > 0", timeout=30000)
+            seen = page.evaluate(
+                "async () => { const FACE = %s, BG = %s; %s"
+                " const img = document.getElementById('view');"
+                " return await measure(() => img, img.naturalWidth, img.naturalHeight); }"
+                % (json.dumps(FACE_BOX), json.dumps(BACKGROUND_BOX), measure_fn))
+            browser.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+    _assert_blurred_background(seen, source_energy)

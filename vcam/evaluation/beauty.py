@@ -1,0 +1,340 @@
+"""Measure the beauty stage: texture kept, mid band removed, outside untouched, flicker, cost.
+
+    python -m vcam.evaluation.beauty                  # the table (docs/beauty.md quotes it)
+    python -m vcam.evaluation.beauty --grid docs/img/beauty_grid.jpg   # before/after grid for the docs
+
+Faces come from ``../shared/data/unlabelled-people/images`` (photos where YuNet finds a face at least
+``--min-face`` pixels wide) and from frames of ``../shared/data/videos/`` (face-*.mp4, talking-head-*.mp4).
+
+Measurement region: an independent *skin region* per face, built here from a fresh full-frame YuNet detection of
+the input (not from the stage's own colour mask): the inner face ellipse minus eyes+brows, lips and nostrils
+around the landmarks. Bands are measured on luma (float):
+- fine band: ``Y - gauss(Y, sigma=1)``, the finest Laplacian scale (pores, fine hair);
+- mid band:  ``gauss(Y, s1) - gauss(Y, s2)`` with s1 = max(1.5, 1 % of the face width), s2 = 4 % (blemishes,
+  blotches, uneven shading).
+Each figure is energy (mean square) after / before, pooled over faces. Still images are fed to the stage
+``--settle`` times (as a still video would be) so the face track has settled; the last output is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vcam.postprocess.beauty import BeautySettings, BeautyStage
+
+log = logging.getLogger(__name__)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
+CLIP_PATTERNS = ("face-*.mp4", "talking-head-*.mp4")
+
+
+# -- regions and bands ---------------------------------------------------------------------------------------
+
+
+class Detector:
+    """A plain full-frame YuNet, independent of the stage's tracker (reference faces for the measurement)."""
+
+    def __init__(self, model_path: Path, long_side: int = 640) -> None:
+        self.long_side = long_side
+        self.net = cv2.FaceDetectorYN.create(str(model_path), "", (long_side, long_side), 0.7)
+
+    def __call__(self, frame: np.ndarray) -> list[np.ndarray]:
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.long_side / max(h, w))
+        size = (round(w * scale), round(h * scale))
+        self.net.setInputSize(size)
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        _, rows = self.net.detect(small)
+        return [] if rows is None else [r[:14] / scale for r in rows]
+
+
+def skin_region(shape: tuple[int, ...], det: np.ndarray) -> np.ndarray:
+    """Bool mask: inner face ellipse minus eyes+brows, lips, nostrils (from the five landmarks)."""
+    x, y, w, h = det[:4]
+    lm = det[4:14].reshape(5, 2)
+    re, le, nose, rm, lm_ = lm
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.ellipse(mask, (int(x + w / 2), int(y + 0.52 * h)), (int(0.42 * w), int(0.52 * h)), 0, 0, 360, 1, -1)
+    ed = float(np.hypot(*(le - re)))
+    for eye in (re, le):
+        cv2.ellipse(mask, (int(eye[0]), int(eye[1] - 0.2 * ed)), (int(0.45 * ed), int(0.45 * ed)), 0, 0, 360, 0, -1)
+    mouth = (rm + lm_) / 2
+    cv2.ellipse(mask, (int(mouth[0]), int(mouth[1])), (int(0.5 * np.hypot(*(lm_ - rm)) + 0.2 * ed), int(0.3 * ed)),
+                0, 0, 360, 0, -1)
+    cv2.ellipse(mask, (int(nose[0]), int(nose[1] + 0.05 * ed)), (int(0.35 * ed), int(0.2 * ed)), 0, 0, 360, 0, -1)
+    return mask.astype(bool)
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32) if frame.dtype == np.uint8 else frame
+
+
+def fine_band(y: np.ndarray) -> np.ndarray:
+    return y - cv2.GaussianBlur(y, (0, 0), 1.0)
+
+
+def mid_band(y: np.ndarray, face_w: float) -> np.ndarray:
+    s1 = max(1.5, 0.01 * face_w)
+    s2 = max(2 * s1, 0.04 * face_w)
+    return cv2.GaussianBlur(y, (0, 0), s1) - cv2.GaussianBlur(y, (0, 0), s2)
+
+
+@dataclass
+class Pool:
+    """Pooled energies before/after over many faces."""
+
+    fine: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    mid: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    outside_max: int = 0
+    faces: int = 0
+
+    def add(self, before: np.ndarray, after: np.ndarray, regions: list, det: np.ndarray) -> None:
+        region = skin_region(before.shape, det)
+        yb, ya = luma(before), luma(after)
+        fb, fa = fine_band(yb)[region], fine_band(ya)[region]
+        mb, ma = mid_band(yb, det[2])[region], mid_band(ya, det[2])[region]
+        self.fine[0] += float((fb * fb).sum())
+        self.fine[1] += float((fa * fa).sum())
+        self.mid[0] += float((mb * mb).sum())
+        self.mid[1] += float((ma * ma).sum())
+        self.outside_max = max(self.outside_max, outside_max_diff(before, after, regions))
+        self.faces += 1
+
+    def row(self) -> tuple[float, float]:
+        return self.fine[1] / max(self.fine[0], 1e-9), self.mid[1] / max(self.mid[0], 1e-9)
+
+
+def outside_max_diff(before: np.ndarray, after: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
+    """Largest absolute pixel change outside the regions the stage reported as written."""
+    outside = np.ones(before.shape[:2], bool)
+    for x0, y0, x1, y1 in regions:
+        outside[y0:y1, x0:x1] = False
+    if not outside.any():
+        return 0
+    return int(np.abs(before.astype(np.int16) - after.astype(np.int16))[outside].max())
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+
+def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < max_frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def clips() -> list[Path]:
+    found: list[Path] = []
+    for pattern in CLIP_PATTERNS:
+        found += sorted((DATA / "videos").glob(pattern))
+    return found
+
+
+def settings_for(preset: str, strength: float) -> BeautySettings:
+    return BeautySettings(enabled=True, strength=strength, preset=preset)  # type: ignore[arg-type]
+
+
+# -- measurements --------------------------------------------------------------------------------------------
+
+
+def measure_images(stage: BeautyStage, det: Detector, limit: int, min_face: int, settle: int) -> tuple[Pool, int]:
+    pool, seen = Pool(), 0
+    for path in sorted((DATA / "unlabelled-people" / "images").glob("*.jpg"))[:limit]:
+        img = cv2.imread(str(path))
+        if img is None:
+            continue
+        faces = [d for d in det(img) if d[2] >= min_face]
+        if not faces:
+            continue
+        seen += 1
+        stage.reset()
+        for _ in range(settle):
+            out = stage.process(img)
+        if not stage.regions:
+            continue  # the stage did not find it (the table reports how many)
+        pool.add(img, out, stage.regions, max(faces, key=lambda d: d[2]))
+    return pool, seen
+
+
+@dataclass
+class ClipResult:
+    name: str
+    frames: int
+    pool: Pool
+    flicker_in: float  # mean |dY| of the input in the face region between consecutive frames
+    flicker_out: float  # the same for the output
+    corr_change: float  # mean |d(out - in)|: how much the correction itself changes from frame to frame
+
+
+def measure_clip(stage: BeautyStage, det: Detector, path: Path, max_frames: int, every: int) -> ClipResult:
+    frames = read_clip(path, max_frames)
+    stage.reset()
+    pool = Pool()
+    d_in = d_out = d_corr = 0.0
+    pairs = 0
+    prev_in = prev_out = None
+    for i, frame in enumerate(frames):
+        out = stage.process(frame).copy()
+        y_in, y_out = luma(frame), luma(out)
+        if stage.regions and prev_in is not None:
+            x0, y0, x1, y1 = stage.regions[0]
+            sl = (slice(y0, y1), slice(x0, x1))
+            d_in += float(np.abs(y_in[sl] - prev_in[sl]).mean())
+            d_out += float(np.abs(y_out[sl] - prev_out[sl]).mean())
+            d_corr += float(np.abs((y_out[sl] - y_in[sl]) - (prev_out[sl] - prev_in[sl])).mean())
+            pairs += 1
+        if i >= 10 and i % every == 0 and stage.regions:
+            dets = [d for d in det(frame) if d[2] >= 48]
+            if dets:
+                pool.add(frame, out, stage.regions, max(dets, key=lambda d: d[2]))
+        prev_in, prev_out = y_in, y_out
+    n = max(pairs, 1)
+    return ClipResult(path.name, len(frames), pool, d_in / n, d_out / n, d_corr / n)
+
+
+def measure_cost(model_path: Path, settings: BeautySettings, path: Path, max_frames: int) -> dict[str, float]:
+    """CPU ms per frame at the clip's resolution (one thread), detection amortised over the clip."""
+    frames = read_clip(path, max_frames)
+    stage = BeautyStage(settings, model_path=model_path)
+    for f in frames[:10]:  # warm-up: model load, first detections, buffers
+        stage.process(f)
+    faces = 0
+    t0 = time.process_time()
+    for _ in range(2):
+        for f in frames:
+            stage.process(f)
+            faces += len(stage.regions)
+    total = (time.process_time() - t0) / (2 * len(frames)) * 1000
+    out = np.empty_like(frames[0])
+    t0 = time.process_time()
+    for f in frames:
+        np.copyto(out, f)
+    copy = (time.process_time() - t0) / len(frames) * 1000
+    return {"ms_frame": total, "ms_copy": copy, "faces_per_frame": faces / (2 * len(frames)),
+            "shape": frames[0].shape}
+
+
+# -- grid ----------------------------------------------------------------------------------------------------
+
+
+def make_grid(model_path: Path, out_path: Path) -> None:
+    """Before / natural 0.5 / soft 0.8 crops of faces from the demo clip and the shipped-licence videos."""
+    sources = [(DEMO, 60), (DATA / "videos" / "face-s32.mp4", 60), (DATA / "videos" / "talking-head-2.mp4", 60),
+               (DATA / "videos" / "face-d3.mp4", 60)]
+    looks = [("before", None), ("natural 0.5", settings_for("natural", 0.5)), ("soft 0.8", settings_for("soft", 0.8))]
+    rows = []
+    for path, n in sources:
+        frames = read_clip(path, n)
+        outs, rect = [], None
+        for _, settings in looks:
+            if settings is None:
+                outs.append(frames[-1])
+                continue
+            stage = BeautyStage(settings, model_path=model_path)
+            for f in frames:
+                out = stage.process(f)
+            outs.append(out.copy())
+            rect = stage.regions[0] if stage.regions else rect
+        if rect is None:
+            log.warning("no face in %s", path.name)
+            continue
+        x0, y0, x1, y1 = rect
+        y1 = y0 + int(0.62 * (y1 - y0))  # the face, not the neck
+        tiles = [cv2.resize(o[y0:y1, x0:x1], (300, round(300 * (y1 - y0) / (x1 - x0))),
+                            interpolation=cv2.INTER_AREA) for o in outs]
+        h = min(t.shape[0] for t in tiles)
+        rows.append(np.hstack([t[:h] for t in tiles]))
+        # A 1:1 zoom of the cheek shows what happens to pores and fine hair.
+        cx, cy = (x0 + x1) // 2 - (x1 - x0) // 5, y0 + int(0.55 * (y1 - y0))
+        zoom = [cv2.resize(o[cy - 40:cy + 40, cx - 75:cx + 75], (300, 160), interpolation=cv2.INTER_NEAREST)
+                for o in outs]
+        rows.append(np.hstack(zoom))
+    width = max(r.shape[1] for r in rows)
+    grid = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    header = np.full((28, width, 3), 255, np.uint8)
+    for i, (name, _) in enumerate(looks):
+        cv2.putText(header, name, (i * 300 + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_path), np.vstack([header, grid]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    log.info("wrote %s", out_path)
+
+
+# -- main ----------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    from vcam.models.faces import yunet_path
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="natural", choices=["natural", "soft"])
+    ap.add_argument("--strength", type=float, default=0.5)
+    ap.add_argument("--images", type=int, default=1200, help="at most this many photos are looked at")
+    ap.add_argument("--min-face", type=int, default=64, help="smallest face width (px) measured in photos")
+    ap.add_argument("--settle", type=int, default=6, help="times each still photo is fed to the stage")
+    ap.add_argument("--clip-frames", type=int, default=150)
+    ap.add_argument("--every", type=int, default=15, help="measure bands on every Nth clip frame")
+    ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cv2.setNumThreads(1)
+    model = yunet_path()
+    if args.grid:
+        make_grid(model, args.grid)
+        return
+    settings = settings_for(args.preset, args.strength)
+    stage = BeautyStage(settings, model_path=model)
+    det = Detector(model)
+
+    print(f"beauty stage, preset={args.preset} strength={args.strength}; energies after/before in the skin region")
+    print(f"{'source':<28}{'faces':>6}{'fine kept':>11}{'mid kept':>10}{'outside max':>13}"
+          f"{'dY in':>8}{'dY out':>8}{'dCorr':>8}")
+    pool, seen = measure_images(stage, det, args.images, args.min_face, args.settle)
+    fine, mid = pool.row()
+    print(f"{'unlabelled-people photos':<28}{pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{pool.outside_max:>13}"
+          f"{'':>8}{'':>8}{'':>8}   ({seen} photos with a face >= {args.min_face} px)")
+    total, results = Pool(), []
+    for path in clips():
+        r = measure_clip(stage, det, path, args.clip_frames, args.every)
+        results.append(r)
+        fine, mid = r.pool.row()
+        print(f"{r.name:<28}{r.pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{r.pool.outside_max:>13}"
+              f"{r.flicker_in:>8.2f}{r.flicker_out:>8.2f}{r.corr_change:>8.2f}")
+        for k in range(2):
+            total.fine[k] += r.pool.fine[k]
+            total.mid[k] += r.pool.mid[k]
+        total.faces += r.pool.faces
+        total.outside_max = max(total.outside_max, r.pool.outside_max)
+    fine, mid = total.row()
+    f_in = float(np.mean([r.flicker_in for r in results]))
+    f_out = float(np.mean([r.flicker_out for r in results]))
+    f_corr = float(np.mean([r.corr_change for r in results]))
+    print(f"{'all clips':<28}{total.faces:>6}{fine:>11.1%}{mid:>10.1%}{total.outside_max:>13}"
+          f"{f_in:>8.2f}{f_out:>8.2f}{f_corr:>8.2f}")
+    still = sorted(results, key=lambda r: r.flicker_in)[: max(1, len(results) // 3)]
+    ratio = float(np.mean([r.flicker_out / max(r.flicker_in, 1e-9) for r in still]))
+    corr = float(np.mean([r.corr_change / max(r.flicker_in, 1e-9) for r in still]))
+    print(f"flicker on the {len(still)} stillest clips ({', '.join(r.name for r in still)}): "
+          f"output change / input change = {ratio:.3f}, correction change / input change = {corr:.3f}")
+    for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
+        c = measure_cost(model, settings, path, 150)
+        print(f"cost {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} CPU ms/frame one thread "
+              f"({c['faces_per_frame']:.2f} faces/frame, detection amortised), of which full-frame output copy "
+              f"{c['ms_copy']:.2f} ms; per face without the copy {(c['ms_frame'] - c['ms_copy']) / max(c['faces_per_frame'], 1e-9):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
