@@ -53,8 +53,10 @@ def crop(frame: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarra
 
 
 def high_frequency_energy(img: np.ndarray) -> float:
-    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-    return float(np.mean(np.abs(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F))))
+    """Mean |grey - 9x9 box blur of grey|: the detail a background blur removes (robust to 8-bit rounding,
+    unlike a 3x3 Laplacian). ``tests/browser_page.html`` computes the same in the browser."""
+    grey = (cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img).astype(np.float32)
+    return float(np.mean(np.abs(grey - cv2.blur(grey, (9, 9), borderType=cv2.BORDER_REFLECT))))
 
 
 def chromium_binary() -> str | None:

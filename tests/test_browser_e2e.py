@@ -145,7 +145,8 @@ def test_chromium_preview_page_shows_live_blurred_output(tmp_path: Path, source_
         measure_fn = measure_js[measure_js.index("function checksum"): measure_js.index("async function main")]
         measure_fn = measure_fn.replace("__FACE__", json.dumps(FACE_BOX)).replace("__BG__", json.dumps(BACKGROUND_BOX))
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=_chromium_flags(tmp_path / "chrome")[1:])
+            flags = [f for f in _chromium_flags(tmp_path / "chrome") if not f.startswith(("--headless", "--user-data"))]
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.wait_for_function("document.getElementById('view').naturalWidth > 0", timeout=30000)
