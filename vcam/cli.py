@@ -169,6 +169,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from .soak import run_soak
+
+    result = run_soak(args.minutes, load=args.load)
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vcam", description="real-time virtual camera with background effects")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -215,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_soak)
     return parser
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .buffers import TripleBuffer
@@ -43,6 +45,9 @@ class DaemonStats:
     last_error: str | None = None
     process_ms: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
+    # Recent history for soak tests and status: processing time per frame, and the output clock's intervals.
+    recent_process_ms: deque = field(default_factory=lambda: deque(maxlen=4096))
+    recent_output_interval_ms: deque = field(default_factory=lambda: deque(maxlen=4096))
 
 
 def _load_segmenter_safely(config: Config) -> Segmenter | None:
@@ -67,6 +72,9 @@ class Daemon:
     def __init__(self, config: Config, source: FrameSource | None = None, segmenter: Segmenter | None = None,
                  sinks: list[Any] | None = None) -> None:
         """``source``/``segmenter``/``sinks`` default to what ``config`` names; tests pass fakes here."""
+        # Each of our threads runs its OpenCV calls on one core; OpenCV's own worker pool would fight them
+        # (and the call app) for the same cores.
+        cv2.setNumThreads(1)
         self.config = config
         self._pending_config: Config | None = None
         self.source = source or open_source(config.source.device, config.source.width, config.source.height,
@@ -206,10 +214,9 @@ class Daemon:
                 log.exception("processing failed on a frame; passing it through")
                 out = frame
             self.stats.process_ms = (time.perf_counter() - t0) * 1e3
+            self.stats.recent_process_ms.append(self.stats.process_ms)
             self.stats.stage_ms = dict(self.pipeline.timings_ms)
             if (out.shape[1], out.shape[0]) != (self.config.output.width, self.config.output.height):
-                import cv2  # only on the rare path where a stage returned another size
-
                 out = cv2.resize(out, (self.config.output.width, self.config.output.height))
             self._finished.publish_copy(out)
             self.stats.frames_processed += 1
@@ -231,6 +238,7 @@ class Daemon:
         waiting = placeholder_frame(out.width, out.height, "vcam: starting camera")
         reconnecting = placeholder_frame(out.width, out.height, "vcam: camera reconnecting...")
         current: np.ndarray | None = None
+        last_sent_at = 0.0
         next_due = time.monotonic()
         while not self._stop.is_set():
             fresh = self._finished.take(timeout=0)
@@ -248,6 +256,10 @@ class Daemon:
             for worker in self.sink_workers:
                 worker.submit(frame)
             self.stats.frames_sent += 1
+            now = time.monotonic()
+            if last_sent_at:
+                self.stats.recent_output_interval_ms.append((now - last_sent_at) * 1e3)
+            last_sent_at = now
             next_due += period
             delay = next_due - time.monotonic()
             if delay < -period:  # badly late (suspend): restart the clock rather than burst
