@@ -135,8 +135,11 @@ def build_config(file_data: dict[str, Any] | None = None, overrides: dict[str, A
     overrides = overrides or {}
     layered = deep_merge(file_data, overrides)
     preset_name = layered.get("preset", "blur")
-    presets = all_presets(layered.get("presets") if isinstance(layered.get("presets"), dict) else None)
-    if preset_name not in presets:
+    user_presets = layered.get("presets", {})
+    if not isinstance(user_presets, dict) or not all(isinstance(v, dict) for v in user_presets.values()):
+        raise ConfigError(f"{origin}: presets: each preset must be a table, e.g. [presets.meeting]")
+    presets = all_presets(user_presets)
+    if not isinstance(preset_name, str) or preset_name not in presets:
         raise ConfigError(f"{origin}: preset: unknown preset {preset_name!r}; allowed: {', '.join(presets)}")
     data = deep_merge(presets[preset_name], layered)
     try:

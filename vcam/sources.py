@@ -36,6 +36,8 @@ def normalize_frame(frame: np.ndarray) -> np.ndarray:
     """
     if frame.dtype != np.uint8:
         raise ValueError(f"frame dtype must be uint8, got {frame.dtype}")
+    if frame.ndim not in (2, 3) or frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise ValueError(f"unusable frame shape {frame.shape}")
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 2:
@@ -45,8 +47,6 @@ def normalize_frame(frame: np.ndarray) -> np.ndarray:
     elif not (frame.ndim == 3 and frame.shape[2] == 3):
         raise ValueError(f"unsupported frame shape {frame.shape}: expected grey, BGR or BGRA")
     h, w = frame.shape[:2]
-    if h < 2 or w < 2:
-        raise ValueError(f"frame too small: {w}x{h}")
     if h % 2 or w % 2:
         frame = frame[: h - h % 2, : w - w % 2]
     if not frame.flags.c_contiguous:

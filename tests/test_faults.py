@@ -1,0 +1,238 @@
+"""Issue 8 faults, each injected at a true boundary of the real daemon (camera, model file, sink, config)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import pyvirtualcam
+
+from vcam.config import build_config
+from vcam.daemon import Daemon
+from vcam.pipeline import placeholder_frame
+from vcam.sinks import MjpegPreviewSink, VirtualCameraSink, Y4MSink
+from vcam.sources import SourceError
+
+from .conftest import read_demo_frames
+from .test_sinks import FakeLoopback
+
+PERIOD = 1 / 30
+
+
+class FlakyCamera:
+    """A fake camera whose failure mode can be switched: 'ok', 'none' (read returns nothing), 'raise' (driver
+    error), 'unplugged' (reads fail and reopening fails until it is plugged back), 'resize' (another mode)."""
+
+    description = "flaky camera"
+
+    def __init__(self, frames: list[np.ndarray], mode: str = "ok") -> None:
+        self.frames, self.mode, self.fps = frames, mode, 30.0
+        self.opens = 0
+        self._i = 0
+
+    def open(self) -> None:
+        if self.mode == "unplugged":
+            raise SourceError("flaky camera unplugged")
+        self.opens += 1
+
+    def read(self) -> np.ndarray | None:
+        time.sleep(PERIOD)
+        if self.mode in ("none", "unplugged"):
+            return None
+        if self.mode == "raise":
+            raise OSError("VIDIOC_DQBUF: No such device")
+        self._i += 1
+        frame = self.frames[self._i % len(self.frames)]
+        if self.mode == "resize":
+            frame = cv2.resize(frame, (640, 360))
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_backend():
+    FakeLoopback.instances.clear()
+    pyvirtualcam.register_backend("fake", FakeLoopback)
+    yield FakeLoopback
+    pyvirtualcam.camera.BACKENDS.pop("fake", None)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return read_demo_frames(8, step=30)
+
+
+def _is_placeholder(i420: np.ndarray) -> bool:
+    corner = cv2.cvtColor(i420.reshape(1080, 1280), cv2.COLOR_YUV2BGR_I420)[:40, :40]
+    return bool(np.abs(corner.astype(int) - placeholder_frame(64, 64, "")[0, 0]).max() <= 3)
+
+
+def _start(camera, config_data=None, sinks=None) -> Daemon:
+    config = build_config({"output": {"sinks": ["virtual"]}, **(config_data or {})})
+    daemon = Daemon(config, source=camera, sinks=sinks or [VirtualCameraSink(backend="fake")])
+    daemon.start()
+    return daemon
+
+
+@pytest.mark.parametrize("failure", ["none", "raise", "unplugged"])
+def test_camera_failure_mid_stream_placeholder_then_recovery(fake_backend, frames, failure) -> None:
+    camera = FlakyCamera(frames)
+    daemon = _start(camera)
+    time.sleep(1.0)
+    assert daemon.stats.source_state == "live"
+    cam = fake_backend.instances[0]
+    camera.mode = failure
+    t_fail = time.monotonic()
+    deadline = t_fail + 2
+    while not (cam.frames and _is_placeholder(cam.frames[-1])):
+        assert time.monotonic() < deadline, "no placeholder within 2 s"
+        time.sleep(0.002)
+    placeholder_after = time.monotonic() - t_fail
+    time.sleep(1.0)
+    camera.mode = "ok"
+    deadline = time.monotonic() + 6  # backoff is at most 4 s
+    while daemon.stats.source_state != "live" or _is_placeholder(cam.frames[-1]):
+        assert time.monotonic() < deadline, "did not resume"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    daemon.stop()
+    # The camera's next frame was due one period after the failure; the placeholder followed within a period more.
+    assert placeholder_after < 3 * PERIOD + 0.05, placeholder_after
+    gaps = np.diff(cam.times)
+    assert gaps.max() < 4 * PERIOD, "the virtual device stopped receiving frames"
+    assert not _is_placeholder(cam.frames[-1])
+
+
+def test_camera_absent_at_start_waits_then_goes_live(fake_backend, frames) -> None:
+    camera = FlakyCamera(frames, mode="unplugged")
+    daemon = _start(camera)
+    time.sleep(0.8)
+    cam = fake_backend.instances[0]
+    assert len(cam.frames) > 15 and _is_placeholder(cam.frames[-1])  # the device is fed while we wait
+    camera.mode = "ok"
+    deadline = time.monotonic() + 6
+    while _is_placeholder(cam.frames[-1]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    daemon.stop()
+
+
+def test_camera_absent_at_start_exits_nonzero_when_configured(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "vcam", "--verbose", "run", "--source", "/dev/video99",
+                          "--set", 'source.on_missing="exit"', "--sink", f"y4m:{tmp_path / 'o.y4m'}",
+                          "--config", str(tmp_path / "none.toml"), "--seconds", "20"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "/dev/video99 does not exist" in out.stderr and "vcam devices" in out.stderr
+
+
+def test_sudden_resolution_change_keeps_output_size(fake_backend, frames) -> None:
+    camera = FlakyCamera(frames)
+    daemon = _start(camera)
+    time.sleep(0.5)
+    camera.mode = "resize"
+    time.sleep(1.0)
+    camera.mode = "ok"
+    time.sleep(0.5)
+    daemon.stop()
+    cam = fake_backend.instances[0]
+    assert all(f.size == 1280 * 720 * 3 // 2 for f in cam.frames)
+    assert daemon.stats.frames_processed > 30
+
+
+def test_missing_virtual_device_other_sinks_keep_working(tmp_path: Path) -> None:
+    y4m = tmp_path / "out.y4m"
+    out = subprocess.run([sys.executable, "-m", "vcam", "run", "--source", "demo", "--sink", "virtual:/dev/video77",
+                          "--sink", f"y4m:{y4m}", "--config", str(tmp_path / "none.toml"), "--seconds", "3"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "modprobe v4l2loopback" in out.stderr
+    assert y4m.stat().st_size > 20 * (1280 * 720 * 3 // 2)
+
+
+def test_disk_full_sink_is_disabled_others_go_on(fake_backend, frames) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    camera = FlakyCamera(frames)
+    daemon = _start(camera, sinks=[Y4MSink("/dev/full"), VirtualCameraSink(backend="fake")])
+    time.sleep(1.5)
+    daemon.stop()
+    full, virtual = daemon.sink_workers
+    assert full.failed and "space" in full.failed.lower()
+    assert virtual.written >= 35
+
+
+def test_preview_client_that_never_reads_does_not_stall(fake_backend, frames) -> None:
+    preview = MjpegPreviewSink(port=0)
+    daemon = _start(FlakyCamera(frames), sinks=[preview, VirtualCameraSink(backend="fake")])
+    clients = []
+    for _ in range(3):  # connect, request the stream, never read a byte
+        s = socket.create_connection(("127.0.0.1", preview.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"GET /stream.mjpg?token={preview.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        clients.append(s)
+    time.sleep(0.5)
+    before = len(fake_backend.instances[0].frames)
+    time.sleep(2.0)
+    sent = len(fake_backend.instances[0].frames) - before
+    daemon.stop()
+    for s in clients:
+        s.close()
+    assert sent >= 50  # ~60 at 30 fps
+
+
+def _write_onnx_without_contract(path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "contract"])
+def test_broken_model_falls_back_never_crashes(tmp_path: Path, fake_backend, frames, problem) -> None:
+    path = tmp_path / "broken.onnx"
+    if problem == "corrupt":
+        path.write_bytes(b"\x08\x07 definitely not a protobuf" * 10)
+    elif problem == "contract":
+        _write_onnx_without_contract(path)
+    camera = FlakyCamera(frames)
+    daemon = _start(camera, {"model": {"segmenter": str(path)}})
+    time.sleep(1.0)
+    daemon.stop()
+    assert daemon.segmenter is not None  # fell back to an installed model
+    assert daemon.stats.frames_processed > 10
+
+
+def test_no_working_model_runs_safe_full_frame_mode(monkeypatch, fake_backend, frames) -> None:
+    import vcam.segmenter as seg
+    from vcam.registry import list_models
+
+    cards = [c.model_copy(update={"sha256": "0" * 64}) for c in list_models("segmentation")]
+    monkeypatch.setattr(seg, "list_models", lambda task=None: cards)
+    daemon = _start(FlakyCamera(frames))
+    time.sleep(1.0)
+    daemon.stop()
+    assert daemon.segmenter is None and daemon.status()["segmenter"].startswith("none")
+    out = cv2.cvtColor(fake_backend.instances[0].frames[-1].reshape(1080, 1280), cv2.COLOR_YUV2BGR_I420)
+    assert min(np.abs(out.astype(int) - f).mean() for f in frames) < 3  # unmodified camera frames
+
+
+def test_invalid_config_at_start_is_a_clear_nonzero_exit(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[background]\nmode = "sparkles"\n')
+    out = subprocess.run([sys.executable, "-m", "vcam", "run", "--config", str(config), "--seconds", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "background.mode" in out.stderr and "'blur'" in out.stderr and "sparkles" in out.stderr
