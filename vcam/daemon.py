@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RETRY_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # camera reconnect backoff, the last one repeats
 FAILED_READS_BEFORE_RECONNECT = 5
 CAMERA_STALL_S = 0.5  # no new camera frame for this long: show the placeholder (a read may be hanging)
+IDLE_FPS = 2.0  # still frames per second sent while no app reads the virtual camera (camera released)
 
 
 @dataclass
@@ -90,6 +91,13 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._last_frame_at = 0.0  # monotonic time of the newest good camera frame
+        # Reasons the physical camera is released ("paused" by the user, "no-reader" from on-demand); the
+        # camera is open only while there are none.
+        self._holds: set[str] = set()
+        self._camera_wanted = threading.Event()
+        self._camera_wanted.set()
+        self.pause_frame: np.ndarray | None = None  # shown while paused (None: a dark "paused" frame)
+        self.idle_fps = IDLE_FPS
 
     # ----- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,6 +145,39 @@ class Daemon:
         with self._lock:
             self._pending_config = config
 
+    # ----- camera holds: pause and on-demand --------------------------------------------------------------
+    def hold_camera(self, reason: str) -> None:
+        """Release the physical camera for ``reason`` until every hold is lifted. "paused": the output shows the
+        pause frame; any other reason (on-demand's "no-reader"): a still frame at ``idle_fps``."""
+        with self._lock:
+            self._holds.add(reason)
+            self._camera_wanted.clear()
+
+    def release_hold(self, reason: str) -> None:
+        with self._lock:
+            self._holds.discard(reason)
+            if not self._holds:
+                self._camera_wanted.set()
+
+    @property
+    def held(self) -> str | None:
+        """"paused", "idle" (released for another reason) or None (the camera is wanted)."""
+        holds = self._holds
+        return "paused" if "paused" in holds else ("idle" if holds else None)
+
+    def _wait_while_held(self) -> None:
+        while not self._camera_wanted.is_set() and not self._stop.is_set():
+            self.stats.source_state = self.held or "live"
+            self._camera_wanted.wait(0.2)
+
+    def _release_camera(self) -> None:
+        """Close the physical camera (its light goes off) and wait until it is wanted again."""
+        self.source.close()
+        self._last_frame_at = 0.0
+        log.info("camera %s released (%s)", self.source.description, self.held or "resuming")
+        self._wait_while_held()
+        self.pipeline.reset()
+
     # ----- capture thread --------------------------------------------------------------------------------
     def _open_source_with_retry(self) -> bool:
         attempt = 0
@@ -160,12 +201,19 @@ class Daemon:
         return False
 
     def _capture_loop(self) -> None:
+        self._wait_while_held()
         if not self._open_source_with_retry():
             return
         failures = 0
         self._last_frame_at = time.monotonic()
         period = 1.0 / self.config.output.fps
         while not self._stop.is_set():
+            if not self._camera_wanted.is_set():
+                self._release_camera()
+                if not self._open_source_with_retry():
+                    return
+                failures, self._last_frame_at = 0, time.monotonic()
+                continue
             try:
                 frame = self.source.read()
                 if frame is not None:
@@ -237,6 +285,7 @@ class Daemon:
         period = 1.0 / out.fps
         waiting = placeholder_frame(out.width, out.height, "vcam: starting camera")
         reconnecting = placeholder_frame(out.width, out.height, "vcam: camera reconnecting...")
+        paused = placeholder_frame(out.width, out.height, "vcam: camera paused")
         current: np.ndarray | None = None
         last_sent_at = 0.0
         next_due = time.monotonic()
@@ -247,7 +296,13 @@ class Daemon:
             elif current is not None:
                 self.stats.frames_repeated += 1
             stalled = self._last_frame_at and time.monotonic() - self._last_frame_at > CAMERA_STALL_S
-            if self.stats.source_state == "reconnecting" or stalled:
+            held = self.held
+            if held:  # camera released: a still frame; afterwards "starting camera", never a stale frame
+                current = None
+                frame = (self.pause_frame if self.pause_frame is not None else paused) if held == "paused" \
+                    else waiting
+                self.stats.placeholder_frames += 1
+            elif self.stats.source_state == "reconnecting" or stalled:
                 frame, self.stats.placeholder_frames = reconnecting, self.stats.placeholder_frames + 1
             elif current is None:
                 frame, self.stats.placeholder_frames = waiting, self.stats.placeholder_frames + 1
@@ -260,7 +315,13 @@ class Daemon:
             if last_sent_at:
                 self.stats.recent_output_interval_ms.append((now - last_sent_at) * 1e3)
             last_sent_at = now
-            next_due += period
+            next_due += 1.0 / self.idle_fps if held == "idle" else period
+            if held == "idle":  # wake at the frame clock, so a reader appearing is served at once
+                while self.held == "idle" and next_due - time.monotonic() > period:
+                    if self._stop.wait(period):
+                        return
+                if self.held != "idle":
+                    next_due = time.monotonic()
             delay = next_due - time.monotonic()
             if delay < -period:  # badly late (suspend): restart the clock rather than burst
                 next_due = time.monotonic()
@@ -271,7 +332,7 @@ class Daemon:
         s = self.stats
         return {
             "running": self.running, "preset": self.config.preset, "source": self.source.description,
-            "source_state": s.source_state,
+            "source_state": s.source_state, "camera": self.held or "on", "holds": sorted(self._holds),
             "segmenter": self.segmenter.card.name if self.segmenter else "none (passthrough)",
             "frames_captured": s.frames_captured, "frames_processed": s.frames_processed,
             "frames_sent": s.frames_sent, "frames_repeated": s.frames_repeated,
