@@ -1,0 +1,165 @@
+"""Mask refinement: low-resolution person mask + full-resolution frame -> full-resolution alpha.
+
+Pipeline per frame (``work`` = the frame halved until its width <= ``work_width``, 640x360 for 720p;
+``grid`` = ``work`` halved ``grid_levels`` more times, 320x180 for 720p):
+
+1. the model mask is resized to the grid and smoothed in time, motion-adaptively, against the grid's grey frame;
+2. edge-aware refinement: a fast guided filter fits its coefficients on the grid and applies them with the
+   ``work`` grey image, so the alpha follows the image's edges at ``work`` resolution (hair, glasses, fingers);
+3. soft alpha or threshold, then dilation, erosion and feathering on the refined alpha at ``work`` resolution
+   (grey-level morphology shifts the soft edge without hardening it, so they compose with refinement);
+4. one bilinear upscale to the frame size.
+
+Output: ``uint8 [H, W]`` alpha, 0 = background, 255 = person, in a buffer reused across frames.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .guided import FastGuidedFilter
+from .pyramid import Pyramid, level_for_width, level_size
+from .temporal import MotionAdaptiveSmoother
+
+
+class MaskSettings(BaseModel):
+    """Mask post-processing (refinement, morphology, temporal smoothing)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false)")
+    threshold: float = Field(0.5, ge=0.05, le=0.95, description="person/background cut when soft is false")
+    snap: float = Field(0.04, ge=0.0, le=0.3,
+                        description="alpha below snap becomes 0 and above 1-snap becomes 1 (removes faint tails)")
+    dilate_px: float = Field(0.0, ge=0.0, le=32.0, description="grow the person by this many frame pixels")
+    erode_px: float = Field(0.0, ge=0.0, le=32.0, description="shrink the person by this many frame pixels "
+                            "(applied after dilation; equal values close small holes)")
+    feather_px: float = Field(0.0, ge=0.0, le=32.0, description="extra edge softness (Gaussian sigma, frame px)")
+    refine: bool = Field(True, description="edge-aware refinement with the frame (fast guided filter)")
+    refine_radius: int = Field(2, ge=1, le=16, description="guided-filter box radius in grid pixels (grid = "
+                               "frame/4 at 720p)")
+    refine_eps: float = Field(0.002, ge=1e-6, le=0.5, description="guided-filter regulariser: smaller follows "
+                              "image edges more closely, larger keeps the model's mask")
+    work_width: int = Field(640, ge=64, le=4096, description="refine at the frame halved until its width is at "
+                            "most this")
+    grid_levels: int = Field(1, ge=0, le=3, description="the coarse grid (temporal smoothing, guided-filter "
+                             "coefficients) is the work resolution halved this many times")
+    temporal_strength: float = Field(0.7, ge=0.0, le=0.95, description="temporal smoothing where the image is "
+                                     "still (0 = off); moving regions always follow at once")
+    motion_noise: float = Field(3.0, ge=0.0, le=64.0, description="grey-level change treated as sensor noise "
+                                "(still)")
+    motion_ramp: float = Field(10.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
+                               "pixel counts as fully moving")
+
+
+def _alpha_lut(s: MaskSettings) -> np.ndarray:
+    """uint8 -> uint8 curve applied to the refined alpha: threshold, or snap the ends and stretch the middle."""
+    v = np.arange(256, dtype=np.float32)
+    if not s.soft:
+        return np.where(v >= s.threshold * 255.0, 255, 0).astype(np.uint8)
+    lo, hi = s.snap * 255.0, 255.0 - s.snap * 255.0
+    return np.clip(np.round((v - lo) * 255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+class MaskRefiner:
+    """``process(mask, frame) -> alpha``: see the module docstring."""
+
+    def __init__(self, settings: MaskSettings | None = None) -> None:
+        self.settings = settings or MaskSettings()
+        self._pyramid = Pyramid()
+        self._gf = FastGuidedFilter()
+        self._smoother = MotionAdaptiveSmoother()
+        self._frame_size: tuple[int, int] | None = None
+        self.configure(self.settings)
+
+    def configure(self, settings: MaskSettings) -> None:
+        """Swap settings between frames; temporal state is kept unless the working resolution changes."""
+        old = self.settings
+        self.settings = settings
+        self._lut = _alpha_lut(settings)
+        if (old.work_width, old.grid_levels) != (settings.work_width, settings.grid_levels):
+            self._frame_size = None  # reallocate (and reset) on the next frame
+
+    def reset(self) -> None:
+        """Drop temporal state (camera switched, resolution change)."""
+        self._smoother.reset()
+
+    def _allocate(self, width: int, height: int) -> None:
+        s = self.settings
+        self._frame_size = (width, height)
+        self._work_level = level_for_width(width, s.work_width)
+        self._grid_level = self._work_level + s.grid_levels
+        self._scale = float(2 ** self._work_level)  # frame px per work px
+        ww, wh = level_size(width, height, self._work_level)
+        gw, gh = level_size(width, height, self._grid_level)
+        self._work_size, self._grid_size = (ww, wh), (gw, gh)
+        self._grey_work_u8 = np.empty((wh, ww), np.uint8)
+        self._grey_work = np.empty((wh, ww), np.float32)
+        self._grey_grid_u8 = np.empty((gh, gw), np.uint8)
+        self._grey_grid = np.empty((gh, gw), np.float32)
+        self._mask_grid = np.empty((gh, gw), np.float32)
+        self._mask_work = np.empty((wh, ww), np.float32)
+        self._alpha_work = np.empty((wh, ww), np.uint8)
+        self._alpha_tmp = np.empty((wh, ww), np.uint8)
+        self._alpha = np.empty((height, width), np.uint8)
+        self._smoother.reset()
+
+    @property
+    def frame_levels(self) -> list[np.ndarray]:
+        """The last frame halved 1, 2, ... times (BGR uint8), as computed by the last :meth:`process`; pass it to
+        :meth:`Compositor.process <vcam.postprocess.composite.Compositor.process>` to save it a downscale."""
+        return self._pyramid.levels[: self._work_level] if self._frame_size else []
+
+    def process(self, mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """``mask``: float32 [h, w] person probability at the model's resolution; ``frame``: BGR uint8 [H, W, 3].
+        Returns the alpha, uint8 [H, W] (0..255), in a buffer reused by the next call."""
+        s = self.settings
+        height, width = frame.shape[:2]
+        if self._frame_size != (width, height):
+            self._allocate(width, height)
+        if mask.dtype != np.float32:
+            mask = mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
+
+        self._pyramid.build(frame, self._work_level)
+        cv2.cvtColor(self._pyramid.get(frame, self._work_level), cv2.COLOR_BGR2GRAY, dst=self._grey_work_u8)
+        np.multiply(self._grey_work_u8, np.float32(1 / 255), out=self._grey_work)
+        cv2.resize(self._grey_work_u8, self._grid_size, dst=self._grey_grid_u8, interpolation=cv2.INTER_LINEAR)
+        np.multiply(self._grey_grid_u8, np.float32(1 / 255), out=self._grey_grid)
+        cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)
+
+        smoothed = self._smoother.process(self._mask_grid, self._grey_grid, s.temporal_strength,
+                                          s.motion_noise, s.motion_ramp)
+        if s.refine:
+            refined = self._gf.apply(self._grey_grid, smoothed, self._grey_work, s.refine_radius, s.refine_eps)
+        else:
+            cv2.resize(smoothed, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
+            refined = self._mask_work
+        # float [0,1] (guided filter may overshoot) -> uint8, clipped at both ends by saturation
+        np.maximum(refined, np.float32(0), out=refined)
+        cv2.convertScaleAbs(refined, self._alpha_work, alpha=255.0)
+        cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
+
+        a = self._alpha_work
+        if s.dilate_px > 0:
+            r = max(1, round(s.dilate_px / self._scale))
+            cv2.dilate(a, _disk(r), dst=self._alpha_tmp)
+            a, self._alpha_tmp = self._alpha_tmp, a
+        if s.erode_px > 0:
+            r = max(1, round(s.erode_px / self._scale))
+            cv2.erode(a, _disk(r), dst=self._alpha_tmp)
+            a, self._alpha_tmp = self._alpha_tmp, a
+        if s.feather_px > 0:
+            cv2.GaussianBlur(a, (0, 0), s.feather_px / self._scale, dst=self._alpha_tmp)
+            a, self._alpha_tmp = self._alpha_tmp, a
+        self._alpha_work = a  # the two work buffers may have swapped roles
+        if a.shape == self._alpha.shape:
+            np.copyto(self._alpha, a)
+        else:
+            cv2.resize(a, (width, height), dst=self._alpha, interpolation=cv2.INTER_LINEAR)
+        return self._alpha
