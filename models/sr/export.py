@@ -1,0 +1,118 @@
+"""Export a trained TinySR checkpoint to the super-resolution ONNX contract (RepVGG branches folded) + card.
+
+    python -m vcam.models.sr.export --ckpt runs/sr/final.pt            # -> models/sr/tinysr_x2.onnx + .json
+
+Contract: input ``image`` float32 [1,1,H,W] (BT.601 luma in [0,1], H and W even, dynamic) -> output ``sr``
+float32 [1,1,2H,2W]. The card's ``figures`` are filled by ``python -m vcam.evaluation.sr --write-card``;
+re-exporting keeps figures only while the file's sha256 is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import shipped_card_path, shipped_model_path
+from .net import TinySR, to_inference
+
+log = logging.getLogger(__name__)
+
+CARD_BASE = {
+    "name": "tinysr-x2",
+    "task": "super-resolution",
+    "input_size": [360, 640],
+    "tier": "lite",
+    "priority": 10,
+    "licence": "GPL-2.0-or-later",
+    "licence_file": "LICENSE",
+    "io": {
+        "input": "image float32 [1,1,H,W]: BT.601 luma (OpenCV YCrCb Y) / 255, H and W even, dynamic",
+        "output": "sr float32 [1,1,2H,2W]: luma / 255 (not clipped)",
+        "channels": 1,
+        "scale": 2,
+        "size_multiple": 2,
+    },
+}
+
+
+def load_checkpoint(path: Path) -> TinySR:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    net = TinySR(**ck.get("config", {}))
+    net.load_state_dict(ck["model"])
+    return net.eval()
+
+
+def export_onnx(net: TinySR, out: Path, opset: int = 17) -> float:
+    """Fold a copy of ``net``, write ``out``; returns max |onnx - unfolded torch| on a real-size input."""
+    import onnx
+    import onnxruntime as ort
+
+    ref = copy.deepcopy(net).float().eval()
+    inf = to_inference(copy.deepcopy(net).float())
+    dummy = torch.rand(1, 1, 360, 640)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(inf, (dummy,), str(out), input_names=["image"], output_names=["sr"], opset_version=opset,
+                      do_constant_folding=True, dynamo=False,
+                      dynamic_axes={"image": {2: "height", 3: "width"}, "sr": {2: "height2", 3: "width2"}})
+    # fold the constant pad-amount arithmetic torch emits for F.pad (plain ONNX ops stay plain ONNX ops)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
+    onnx.checker.check_model(onnx.load(str(out)))
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    err = 0.0
+    for h, w in ((360, 640), (96, 130)):
+        x = torch.rand(1, 1, h, w)
+        got = sess.run(["sr"], {"image": x.numpy()})[0]
+        with torch.no_grad():
+            want = ref(x).numpy()
+        err = max(err, float(np.abs(got - want).max()))
+    if err > 1e-4:
+        raise RuntimeError(f"ONNX output differs from the unfolded PyTorch model by {err}")
+    log.info("exported %s (max |onnx - torch| = %.2e)", out, err)
+    return err
+
+
+def write_card(onnx_path: Path, card_path: Path, source: str, extra: dict | None = None) -> dict:
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    old = json.loads(card_path.read_text()) if card_path.exists() else {}
+    card = dict(CARD_BASE, file=onnx_path.name, source=source, sha256=digest)
+    card.update(extra or {})
+    # measured figures belong to one exact file
+    card["figures"] = old.get("figures", {}) if old.get("sha256") == digest else {}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", type=Path, required=True, help="training checkpoint (runs/sr/final.pt)")
+    p.add_argument("--out", type=Path, default=shipped_model_path())
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    net = load_checkpoint(args.ckpt)
+    err = export_onnx(net, args.out)
+    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    card_path = args.out.with_suffix(".json") if args.out != shipped_model_path() else shipped_card_path()
+    params = sum(int(np.prod(t.shape)) for t in to_inference(copy.deepcopy(net)).state_dict().values())
+    write_card(args.out, card_path,
+               source=("vcam TinySR, trained by `python -m vcam.models.sr.train --out runs/sr --minutes 45` "
+                       "on ../shared/data photos and video frames (held-out clips excluded), exported by "
+                       "`python -m vcam.models.sr.export --ckpt runs/sr/final.pt`"),
+               extra={"training": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 1),
+                                   "config": ck.get("config", {})},
+                      "export_max_abs_diff_vs_unfolded": err,
+                      "params_folded_incl_fixed_anchor": params})
+    log.info("card %s", card_path)
+
+
+if __name__ == "__main__":
+    main()

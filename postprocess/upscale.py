@@ -1,0 +1,196 @@
+"""Upscale stage: camera frame -> output size, with TinySR 2x learned super-resolution on the luma.
+
+    up = Upscaler(UpscaleSettings(mode="auto"), model_path=default_model_path())
+    big = up.process(frame_bgr_small, person_mask_or_None, out_size=(1280, 720))   # BGR uint8, out_size
+
+With SR active the frame goes to YCrCb; Cr/Cb (and, outside the person's box, Y) are upscaled bilinearly,
+the network upscales Y 2x, and the result is converted back (then resized if out_size is not exactly 2x).
+With ``person_only`` and a person mask, SR runs only on the person's bounding box (plus margin): the
+background is blurred or replaced after this stage anyway. The box is read with enough extra context
+(:data:`CONTEXT`, more than the network's receptive field) that SR inside it equals whole-frame SR.
+
+``process`` returns the stage's own output buffer, overwritten by the next call: callers must not keep it
+across frames or write into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "person_box"]
+
+CONTEXT = 8  # low-res pixels read around the box (TinySR's receptive field reaches 7); even keeps the grid
+_ALIGN = 8  # box corners on multiples of this: fewer distinct ORT input shapes, even sizes
+
+
+class UpscaleSettings(BaseModel):
+    """Settings of the upscale stage (``[upscale]`` section of the config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["off", "auto", "on"] = Field(
+        "auto",
+        description="Learned 2x super-resolution: off = plain resize; auto = when the camera frame is smaller "
+        "than the output in both dimensions; on = whenever the output is larger in either dimension",
+    )
+    person_only: bool = Field(
+        True, description="With a person mask, run SR only on the person's box and upscale the rest cheaply"
+    )
+    margin: float = Field(
+        0.06, ge=0.0, le=0.5, description="Margin added around the person's box, as a fraction of the frame width"
+    )
+    mask_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Mask value above which a pixel counts as person when finding the box"
+    )
+
+
+def default_model_path() -> Path:
+    """The TinySR model shipped in ``vcam.models.sr`` (never ``../shared``)."""
+    from vcam.models.sr import shipped_model_path
+
+    return shipped_model_path()
+
+
+def person_box(mask: np.ndarray, frame_hw: tuple[int, int], threshold: float, margin: float,
+               align: int = _ALIGN) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) in frame pixels of the mask's person pixels plus margin, corners on multiples of
+    ``align`` (clipped to the frame), or None when the mask holds no person."""
+    h, w = frame_hw
+    mh, mw = mask.shape[:2]
+    thr = threshold * 255 if mask.dtype == np.uint8 else threshold
+    person = mask > thr
+    rows = np.flatnonzero(person.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(person.any(axis=0))
+    pad = margin * w
+    x0 = cols[0] * w / mw - pad
+    x1 = (cols[-1] + 1) * w / mw + pad
+    y0 = rows[0] * h / mh - pad
+    y1 = (rows[-1] + 1) * h / mh + pad
+    x0 = max(0, int(x0) // align * align)
+    y0 = max(0, int(y0) // align * align)
+    x1 = min(w, -(-int(np.ceil(x1)) // align) * align)
+    y1 = min(h, -(-int(np.ceil(y1)) // align) * align)
+    return x0, y0, x1, y1
+
+
+class Upscaler:
+    """Resize to the output size; 2x learned SR of the luma where the settings ask for it. One ORT thread."""
+
+    def __init__(self, settings: UpscaleSettings | None = None, model_path: str | Path | None = None) -> None:
+        self.settings = settings or UpscaleSettings()
+        self._model_path = Path(model_path) if model_path is not None else default_model_path()
+        self._session: ort.InferenceSession | None = None
+        self._input = self._output = ""
+        self._ycc: np.ndarray | None = None
+        self._up: np.ndarray | None = None
+        self._bgr2x: np.ndarray | None = None
+        self._out: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        self._prev_box: tuple[int, int, int, int] | None = None
+        self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
+
+    # -- stage contract --------------------------------------------------------------------------------------
+
+    def configure(self, settings: UpscaleSettings) -> None:
+        """Swap settings between frames (the model session is kept)."""
+        self.settings = settings
+
+    def reset(self) -> None:
+        """Drop temporal state (the person box kept between frames)."""
+        self._prev_box = None
+
+    def process(self, frame: np.ndarray, mask: np.ndarray | None = None,
+                out_size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+        """BGR uint8 [h, w, 3] (+ optional person mask, any resolution, float 0..1 or uint8) -> BGR uint8
+        [out_size[1], out_size[0], 3]."""
+        h, w = frame.shape[:2]
+        out_w, out_h = out_size
+        self.last_box = None
+        if not self._sr_wanted(w, h, out_w, out_h) or h % 2 or w % 2:
+            return self._resize(frame, out_size)
+        ycc = self._ycc = _buffer(self._ycc, frame.shape, np.uint8)
+        cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb, dst=ycc)
+        up = self._up = _buffer(self._up, (2 * h, 2 * w, 3), np.uint8)
+        cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=cv2.INTER_LINEAR)
+        box = (0, 0, w, h)
+        if mask is not None and self.settings.person_only:
+            box = self._stable_box(person_box(mask, (h, w), self.settings.mask_threshold, self.settings.margin))
+        if box is not None and box[2] > box[0] and box[3] > box[1]:
+            self._sr_luma(ycc, up, box)
+            self.last_box = box
+        bgr = self._bgr2x = _buffer(self._bgr2x, up.shape, np.uint8)
+        cv2.cvtColor(up, cv2.COLOR_YCrCb2BGR, dst=bgr)
+        if (2 * w, 2 * h) == (out_w, out_h):
+            return bgr
+        return self._resize(bgr, out_size)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _sr_wanted(self, w: int, h: int, out_w: int, out_h: int) -> bool:
+        mode = self.settings.mode
+        if mode == "off":
+            return False
+        if mode == "auto":
+            return w < out_w and h < out_h
+        return w < out_w or h < out_h
+
+    def _resize(self, img: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+        h, w = img.shape[:2]
+        out = self._out = _buffer(self._out, (out_size[1], out_size[0], 3), np.uint8)
+        shrink = out_size[0] * out_size[1] < w * h
+        cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return out
+
+    def _stable_box(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        """Keep last frame's box while it still contains the person and is not much bigger (no seam jitter)."""
+        prev = self._prev_box
+        if box is not None and prev is not None:
+            inside = prev[0] <= box[0] and prev[1] <= box[1] and prev[2] >= box[2] and prev[3] >= box[3]
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            if inside and (prev[2] - prev[0]) * (prev[3] - prev[1]) <= 1.3 * area:
+                box = prev
+        self._prev_box = box
+        return box
+
+    def _sr_luma(self, ycc: np.ndarray, up: np.ndarray, box: tuple[int, int, int, int]) -> None:
+        """Write the network's 2x luma of ``box`` (frame px) into channel 0 of ``up``."""
+        h, w = ycc.shape[:2]
+        x0, y0, x1, y1 = box
+        cx0, cy0 = max(0, x0 - CONTEXT), max(0, y0 - CONTEXT)
+        cx1, cy1 = min(w, x1 + CONTEXT), min(h, y1 + CONTEXT)
+        x = self._x = _buffer(self._x, (1, 1, cy1 - cy0, cx1 - cx0), np.float32)
+        np.multiply(ycc[cy0:cy1, cx0:cx1, 0], np.float32(1 / 255), out=x[0, 0])
+        sr = self.session.run([self._output], {self._input: x})[0][0, 0]
+        inner = sr[2 * (y0 - cy0):2 * (y1 - cy0), 2 * (x0 - cx0):2 * (x1 - cx0)]
+        # addWeighted: the fastest saturating, rounding float -> uint8 conversion in OpenCV's Python API
+        up[2 * y0:2 * y1, 2 * x0:2 * x1, 0] = cv2.addWeighted(inner, 255.0, inner, 0.0, 0.0, dtype=cv2.CV_8U)
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The ORT session (built on first use): one intra-op thread, no spinning."""
+        if self._session is None:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            self._session = ort.InferenceSession(str(self._model_path), so, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+            self._output = self._session.get_outputs()[0].name
+        return self._session
+
+
+def _buffer(buf: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """``buf`` when it already has ``shape``, else a new array (frame size changed)."""
+    if buf is None or buf.shape != tuple(shape):
+        return np.empty(shape, dtype)
+    return buf

@@ -1,0 +1,90 @@
+"""TinySR training-side pieces: RepVGG folding, the bicubic anchor, the webcam degradation (real frames)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
+
+
+@pytest.fixture(scope="module")
+def luma_crop(demo_frames: list[np.ndarray]) -> np.ndarray:
+    """A 200x300 luma crop of a demo frame (face and background), float32 in [0, 1]."""
+    return luma(demo_frames[0])[100:300, 500:800].astype(np.float32) / 255
+
+
+def _trained_like(torch, model):
+    """Give the BN layers non-trivial statistics and affine weights, as after training."""
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        for _ in range(3):
+            model(torch.rand(4, 1, 32, 32, generator=gen))
+    return model.eval()
+
+
+def test_folded_equals_unfolded(luma_crop: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    from vcam.models.sr.net import TinySR, to_inference
+
+    model = _trained_like(torch, TinySR(16, 1))
+    x = torch.from_numpy(luma_crop)[None, None]
+    with torch.no_grad():
+        want = model(x)
+        got = to_inference(model)(x)
+    assert got.shape == (1, 1, 400, 600)
+    assert float((got - want).abs().max()) < 1e-5
+    bicubic = cv2.resize(luma_crop, (600, 400), interpolation=cv2.INTER_CUBIC)
+    assert float(np.abs(want[0, 0].numpy() - bicubic).mean()) > 1e-3  # the learned branches do contribute
+
+
+def test_untrained_net_is_exactly_bicubic(luma_crop: np.ndarray) -> None:
+    """The residual starts at zero, so the fixed anchor alone must equal cv2's INTER_CUBIC, borders included."""
+    torch = pytest.importorskip("torch")
+    from vcam.models.sr.net import TinySR
+
+    model = TinySR().eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(luma_crop)[None, None])[0, 0].numpy()
+    ref = cv2.resize(luma_crop, (600, 400), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(out - ref).max() < 1e-5
+
+
+def test_export_matches_torch(tmp_path, luma_crop: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from vcam.models.sr.export import export_onnx
+    from vcam.models.sr.net import TinySR
+
+    model = _trained_like(torch, TinySR(16, 1))
+    path = tmp_path / "sr.onnx"
+    assert export_onnx(model, path) < 1e-4
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": luma_crop[None, None]})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(luma_crop)[None, None]).numpy()
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_degradation_is_webcam_like(demo_frames: list[np.ndarray]) -> None:
+    hr = demo_frames[0]
+    rng = np.random.default_rng(0)
+    clean = downscale_clean(hr)
+    assert clean.shape == (360, 640, 3)
+    noisy = degrade(hr, DegradeParams(0.0, "area", 4.0, None), rng)
+    # area downscale + noise: same picture, noise of about the asked sigma on luma
+    diff = luma(noisy).astype(float) - luma(clean)
+    assert abs(diff.mean()) < 0.5 and 2.5 < diff.std() < 6.0
+    blurred = degrade(hr, DegradeParams(0.8, "bicubic", 0.0, 60), rng)
+    lap = lambda im: cv2.Laplacian(luma(im), cv2.CV_64F).var()  # noqa: E731
+    assert lap(blurred) < lap(clean)
+    # one parameter draw with fresh noise per frame, as one camera
+    params = DegradeParams.draw(np.random.default_rng(3))
+    a, b = degrade(hr, params, rng), degrade(hr, params, rng)
+    assert a.shape == b.shape == (360, 640, 3)

@@ -1,0 +1,145 @@
+"""The upscale stage and the shipped TinySR model, on real frames of the demo clip (held out from SR training)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from pydantic import ValidationError
+
+from vcam.models.sr import shipped_card_path, shipped_model_path
+from vcam.models.sr.degrade import DegradeParams, degrade, luma
+from vcam.postprocess.upscale import CONTEXT, UpscaleSettings, Upscaler, default_model_path, person_box
+
+OUT = (1280, 720)
+# a typical webcam: area downscale, mild sensor noise, MJPEG at quality 85
+WEBCAM = DegradeParams(blur_sigma=0.0, method="area", noise_sigma=2.0, jpeg_quality=85)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def _person_mask(frame_hw: tuple[int, int]) -> np.ndarray:
+    """A low-res (144x256) person mask over the woman of the demo clip (centre, head to bottom edge)."""
+    mask = np.zeros((144, 256), np.float32)
+    mask[int(0.08 * 144):, int(0.38 * 256):int(0.80 * 256)] = 1.0
+    return mask
+
+
+@pytest.fixture(scope="module")
+def small(demo_frames: list[np.ndarray]) -> np.ndarray:
+    return cv2.resize(demo_frames[0], (640, 360), interpolation=cv2.INTER_AREA)
+
+
+def test_shipped_model_follows_contract_and_card() -> None:
+    path = shipped_model_path()
+    assert default_model_path() == path and path.is_file()
+    card = json.loads(shipped_card_path().read_text())
+    assert card["task"] == "super-resolution" and card["file"] == path.name
+    assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert card["io"]["channels"] == 1 and card["io"]["scale"] == 2
+    assert (path.parent / card["licence_file"]).is_file()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    assert inp.name == "image" and inp.shape[:2] == [1, 1] and not isinstance(inp.shape[2], int)
+    for h, w in ((360, 640), (98, 150)):
+        y = sess.run(None, {"image": np.full((1, 1, h, w), 0.5, np.float32)})[0]
+        assert y.shape == (1, 1, 2 * h, 2 * w) and y.dtype == np.float32
+        assert np.allclose(y, 0.5, atol=0.02)  # a flat image stays flat
+
+
+def test_sr_beats_bicubic_on_webcam_frames(demo_frames: list[np.ndarray]) -> None:
+    rng = np.random.default_rng(0)
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    gains = []
+    for hr in demo_frames[::10]:
+        lr = degrade(hr, WEBCAM, rng)
+        out = up.process(lr, None, out_size=OUT)
+        assert out.shape == (720, 1280, 3) and out.dtype == np.uint8
+        bicubic = cv2.resize(lr, OUT, interpolation=cv2.INTER_CUBIC)
+        gains.append(_psnr(luma(out), luma(hr)) - _psnr(luma(bicubic), luma(hr)))
+    assert min(gains) > 0.3, gains
+
+
+def test_off_is_plain_resize(small: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="off"))
+    out = up.process(small, _person_mask(small.shape[:2]), out_size=OUT)
+    assert np.array_equal(out, cv2.resize(small, OUT, interpolation=cv2.INTER_LINEAR))
+    assert up.last_box is None
+
+
+def test_auto_runs_sr_only_when_the_frame_is_smaller(small: np.ndarray, demo_frames: list[np.ndarray]) -> None:
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    up.process(small, None, out_size=OUT)
+    assert up.last_box == (0, 0, 640, 360)
+    big = demo_frames[1]
+    out = up.process(big, None, out_size=(960, 540))
+    assert up.last_box is None
+    assert np.array_equal(out, cv2.resize(big, (960, 540), interpolation=cv2.INTER_AREA))
+
+
+def test_person_only_equals_whole_frame_sr_inside_the_box(small: np.ndarray) -> None:
+    whole = Upscaler(UpscaleSettings(mode="on", person_only=False)).process(small, None, OUT).copy()
+    person = Upscaler(UpscaleSettings(mode="on", person_only=True))
+    out = person.process(small, _person_mask(small.shape[:2]), OUT)
+    x0, y0, x1, y1 = person.last_box
+    assert 0 < x0 and x1 < 640 and (x1 - x0) * (y1 - y0) < 0.7 * 640 * 360  # a real saving
+    inside = np.abs(out[2 * y0:2 * y1, 2 * x0:2 * x1].astype(int) - whole[2 * y0:2 * y1, 2 * x0:2 * x1])
+    assert inside.max() <= 1  # rounding of the float32 sums only
+    # outside the box the cheap bilinear path runs, which differs from SR
+    assert np.abs(out[:, : 2 * x0].astype(int) - whole[:, : 2 * x0]).mean() > 0.1
+
+
+def test_no_person_means_no_sr(small: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="on", person_only=True))
+    out = up.process(small, np.zeros((144, 256), np.float32), OUT)
+    assert up.last_box is None
+    ycc = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb), OUT, interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(out, cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
+
+
+def test_box_is_kept_while_the_person_stays_inside(small: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="on"))
+    mask = _person_mask(small.shape[:2])
+    up.process(small, mask, OUT)
+    first = up.last_box
+    shrunk = mask.copy()
+    shrunk[:, :100] = 0  # the person moved a little inwards
+    up.process(small, shrunk, OUT)
+    assert up.last_box == first
+    up.reset()
+    up.process(small, shrunk, OUT)
+    assert up.last_box != first
+
+
+def test_person_box_geometry() -> None:
+    mask = np.zeros((144, 256), np.uint8)
+    mask[40:100, 100:150] = 255
+    x0, y0, x1, y1 = person_box(mask, (360, 640), threshold=0.5, margin=0.0)
+    assert all(v % 8 == 0 for v in (x0, y0, x1, y1))
+    assert x0 <= 100 * 640 / 256 < 150 * 640 / 256 <= x1 and y0 <= 100 < 250 <= y1
+    assert CONTEXT % 2 == 0
+    assert person_box(np.zeros((10, 10), np.float32), (360, 640), 0.5, 0.1) is None
+
+
+def test_output_size_other_than_2x_and_odd_frames(small: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="on", person_only=False))
+    assert up.process(small, None, out_size=(1920, 1080)).shape == (1080, 1920, 3)
+    odd = np.ascontiguousarray(small[:359, :639])
+    out = up.process(odd, None, out_size=OUT)
+    assert np.array_equal(out, cv2.resize(odd, OUT, interpolation=cv2.INTER_LINEAR))
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValidationError):
+        UpscaleSettings(mode="always")
+    with pytest.raises(ValidationError):
+        UpscaleSettings(margin=2.0)
+    with pytest.raises(ValidationError):
+        UpscaleSettings(unknown=1)

@@ -1,0 +1,249 @@
+"""Evaluate the shipped super-resolution stage against bicubic and bilinear upscaling.
+
+    python -m vcam.evaluation.sr                  # prints the table
+    python -m vcam.evaluation.sr --write-card     # ...and stores the figures in models/sr/tinysr_x2.json
+
+Held-out frames: every 10th frame of the clips in ``vcam.models.sr.data.HELD_OUT_CLIPS`` (1280x720, never
+trained on), downscaled 2x to 640x360 in two ways: ``webcam`` (the training degradation: blur, area/bicubic/
+bilinear downscale, noise, JPEG; one seeded draw per frame) and ``clean`` (area downscale only). Each is
+upscaled back to 1280x720 by the stage (SR, whole frame), cv2 bicubic and cv2 bilinear; PSNR and SSIM are on
+the BT.601 luma of the BGR outputs against the original frame.
+
+Temporal stability: 60 consecutive frames per held-out clip, one degradation draw per clip with fresh noise
+per frame (like one camera). "Still" pixels are those whose original luma changes by less than 1 level
+(after a 5x5 blur) between consecutive frames; the figure is the mean absolute frame-to-frame change of the
+output luma over still pixels (8-bit levels). SR must not exceed bicubic's.
+
+Speed: CPU time (``time.process_time``, robust to the shared machine's load) per 640x360 -> 1280x720 frame at
+one thread: the ONNX model alone, the whole stage on the whole frame, and the whole stage person-only with
+the shipped segmenter's mask of a demo frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vcam.models.sr import shipped_card_path, shipped_model_path
+from vcam.models.sr.data import DATA_ROOT, HELD_OUT_CLIPS, read_frames
+from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
+from vcam.postprocess.upscale import UpscaleSettings, Upscaler
+
+log = logging.getLogger(__name__)
+
+OUT_SIZE = (1280, 720)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two uint8 greyscale images (Gaussian window 11, sigma 1.5, as Wang et al. 2004)."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())
+
+
+def methods(upscaler: Upscaler) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    return {
+        "sr": lambda lr: upscaler.process(lr, None, out_size=OUT_SIZE).copy(),
+        "bicubic": lambda lr: cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_CUBIC),
+        "bilinear": lambda lr: cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_LINEAR),
+    }
+
+
+def quality(root: Path, upscaler: Upscaler, step: int = 10, seed: int = 1234) -> dict:
+    """PSNR/SSIM (Y) per condition and method, averaged over the held-out frames."""
+    rng = np.random.default_rng(seed)
+    fns = methods(upscaler)
+    scores: dict[str, dict[str, list[tuple[float, float]]]] = {"webcam": {}, "clean": {}}
+    n = 0
+    for clip in HELD_OUT_CLIPS:
+        for hr in read_frames(root / "videos" / clip, step=step):
+            n += 1
+            hr_y = luma(hr)
+            lows = {"webcam": degrade(hr, DegradeParams.draw(rng), rng), "clean": downscale_clean(hr)}
+            for cond, lr in lows.items():
+                for name, fn in fns.items():
+                    out_y = luma(fn(lr))
+                    scores[cond].setdefault(name, []).append((psnr(out_y, hr_y), ssim(out_y, hr_y)))
+    result: dict = {"frames": n}
+    for cond, per in scores.items():
+        result[cond] = {name: {"psnr_y": float(np.mean([s[0] for s in v])), "ssim_y": float(np.mean([s[1] for s in v]))}
+                        for name, v in per.items()}
+    return result
+
+
+def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99) -> dict:
+    """Mean |frame-to-frame change| of the output luma over still pixels, per method (and the original's)."""
+    rng = np.random.default_rng(seed)
+    fns = methods(upscaler)
+    sums = dict.fromkeys([*fns, "original"], 0.0)
+    count = 0
+    for clip in HELD_OUT_CLIPS:
+        params = DegradeParams.draw(rng)
+        prev: dict[str, np.ndarray] | None = None
+        for hr in read_frames(root / "videos" / clip, limit=frames):
+            lr = degrade(hr, params, rng)
+            cur = {name: luma(fn(lr)).astype(np.float32) for name, fn in fns.items()}
+            cur["original"] = luma(hr).astype(np.float32)
+            if prev is not None:
+                still = np.abs(cv2.blur(cur["original"], (5, 5)) - cv2.blur(prev["original"], (5, 5))) < 1.0
+                count += int(still.sum())
+                for name in sums:
+                    sums[name] += float(np.abs(cur[name] - prev[name])[still].sum())
+            prev = cur
+    return {name: s / max(count, 1) for name, s in sums.items()} | {"still_pixels": count}
+
+
+def _cpu_ms(fn: Callable[[], object], runs: int = 40) -> dict:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.process_time()
+        fn()
+        times.append((time.process_time() - t0) * 1e3)
+    return {"median_cpu_ms": round(float(np.median(times)), 2), "min_cpu_ms": round(float(np.min(times)), 2)}
+
+
+def demo_frame_360p() -> np.ndarray:
+    path = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
+    frame = next(read_frames(path, step=1, limit=1))
+    return cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+
+
+def person_mask(frame: np.ndarray) -> np.ndarray | None:
+    """The shipped default segmenter's mask of ``frame`` (None when no segmenter loads)."""
+    try:
+        from vcam.registry import list_models
+        from vcam.segmenter import Segmenter
+
+        card = next(c for c in list_models("segmentation") if c.verify() is None)
+        return Segmenter(card).process(frame)
+    except Exception as exc:  # noqa: BLE001 - evaluation goes on without the person-only figure
+        log.warning("no segmenter for the person-only timing: %s", exc)
+        return None
+
+
+def speed(model: Path) -> dict:
+    import onnxruntime as ort
+
+    frame = demo_frame_360p()
+    whole = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=model)
+    person = Upscaler(UpscaleSettings(mode="on", person_only=True), model_path=model)
+    x = np.random.default_rng(0).random((1, 1, 360, 640), dtype=np.float32)
+    sess = whole.session
+    name = sess.get_inputs()[0].name
+    res = {
+        "model_640x360": _cpu_ms(lambda: sess.run(None, {name: x})),
+        "stage_whole_frame": _cpu_ms(lambda: whole.process(frame, None, OUT_SIZE)),
+        "plain_bilinear_resize": _cpu_ms(lambda: cv2.resize(frame, OUT_SIZE, interpolation=cv2.INTER_LINEAR)),
+        "onnxruntime": ort.__version__,
+    }
+    mask = person_mask(frame)
+    if mask is not None:
+        res["stage_person_only"] = _cpu_ms(lambda: person.process(frame, mask, OUT_SIZE))
+        box = person.last_box
+        if box is not None:
+            res["person_box_fraction_of_frame"] = round((box[2] - box[0]) * (box[3] - box[1]) / (640 * 360), 3)
+    return res
+
+
+def complexity(model: Path, h: int = 360, w: int = 640) -> dict:
+    """FLOPs (2 x multiply-adds of the convolutions) for an h x w input, and parameter counts.
+
+    Conv output shapes come from running the graph once with every conv output exposed."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    for n in convs:
+        m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = sess.run([n.output[0] for n in convs], {sess.get_inputs()[0].name: np.zeros((1, 1, h, w), np.float32)})
+    macs = sum(int(o.size) * int(np.prod(inits[n.input[1]].shape[1:])) for n, o in zip(convs, outs))
+    anchor_params = sum(inits[n.input[1]].size for n in convs if "anchor" in n.input[1])
+    total = int(sum(a.size for a in inits.values()))
+    return {"gflops_640x360_to_1280x720": round(2 * macs / 1e9, 3), "params_total": total,
+            "params_learned": int(total - anchor_params)}
+
+
+def table(q: dict, t: dict, s: dict, c: dict) -> str:
+    lines = ["| condition | method | PSNR Y (dB) | SSIM Y | gain vs bicubic (dB) |", "|---|---|---|---|---|"]
+    for cond in ("webcam", "clean"):
+        bic = q[cond]["bicubic"]["psnr_y"]
+        for name in ("sr", "bicubic", "bilinear"):
+            r = q[cond][name]
+            lines.append(f"| {cond} | {name} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['psnr_y'] - bic:+.2f} |")
+    lines += ["", f"held-out frames: {q['frames']} ({', '.join(HELD_OUT_CLIPS)}, every 10th frame)", "",
+              "| temporal (still pixels) | mean abs frame-to-frame change (levels) |", "|---|---|"]
+    for name in ("sr", "bicubic", "bilinear", "original"):
+        lines.append(f"| {name} | {t[name]:.3f} |")
+    lines += ["", "| complexity / speed (one thread, CPU time) | value |", "|---|---|",
+              f"| GFLOPs 640x360 -> 1280x720 | {c['gflops_640x360_to_1280x720']:.2f} |",
+              f"| params (learned / with fixed bicubic anchor) | {c['params_learned']} / {c['params_total']} |",
+              f"| model ms per 640x360 frame (median / min) | {s['model_640x360']['median_cpu_ms']:.2f} / "
+              f"{s['model_640x360']['min_cpu_ms']:.2f} |",
+              f"| stage ms, whole frame (median / min) | {s['stage_whole_frame']['median_cpu_ms']:.2f} / "
+              f"{s['stage_whole_frame']['min_cpu_ms']:.2f} |"]
+    if "stage_person_only" in s:
+        lines.append(f"| stage ms, person only, box {s.get('person_box_fraction_of_frame', 0):.0%} of frame "
+                     f"(median / min) | {s['stage_person_only']['median_cpu_ms']:.2f} / "
+                     f"{s['stage_person_only']['min_cpu_ms']:.2f} |")
+    lines.append(f"| plain bilinear resize ms (median) | {s['plain_bilinear_resize']['median_cpu_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=shipped_model_path())
+    p.add_argument("--data", type=Path, default=DATA_ROOT)
+    p.add_argument("--step", type=int, default=10, help="every n-th frame of the held-out clips")
+    p.add_argument("--write-card", action="store_true", help="store the figures in the shipped model's card")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cv2.setNumThreads(1)
+    upscaler = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
+    q = quality(args.data, upscaler, step=args.step)
+    t = temporal(args.data, upscaler)
+    s = speed(args.model)
+    c = complexity(args.model)
+    print(table(q, t, s, c))
+    cmd = "python -m vcam.evaluation.sr"
+    figures = {
+        "psnr_ssim_y": {**q, "command": cmd},
+        "temporal_still_change": {**{k: round(v, 4) if isinstance(v, float) else v for k, v in t.items()},
+                                  "command": cmd},
+        "speed_one_thread": {**s, "stat": "CPU time (process_time) on a shared 2-core machine", "command": cmd},
+        "complexity": {**c, "command": cmd},
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.write_card:
+        card_path = shipped_card_path() if args.model == shipped_model_path() else args.model.with_suffix(".json")
+        card = json.loads(card_path.read_text())
+        card["figures"] = figures
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        log.info("figures written to %s", card_path)
+
+
+if __name__ == "__main__":
+    main()
