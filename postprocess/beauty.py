@@ -27,12 +27,13 @@ from .skin import FaceRegion, SkinFilter, SkinParams
 
 Preset = Literal["natural", "soft"]
 
-# Effect amounts at strength 1; ``mid``, ``spot``, ``tone`` and ``lift`` scale with the strength.
+# Effect amounts at strength 1 (``mid``, ``spot``, ``tone``, ``lift`` scale with the strength, capped at 1) and
+# the edge threshold ``eps`` at strength 0.5 (it scales with 0.5 + strength: stronger also means flatter).
 PRESETS: dict[str, SkinParams] = {
     # Keeps the face's own texture and shading: removes blotches and spots, evens the tone a little.
-    "natural": SkinParams(mid=1.3, texture=0.7, radius=0.06, eps=12.0, spot=1.0, tone=0.4, lift=0.06),
+    "natural": SkinParams(mid=2.0, texture=1.0, radius=0.07, eps=48.0, spot=1.0, tone=0.4, lift=0.06),
     # Smoother, wider base, more of the working-resolution texture removed, stronger tone evening.
-    "soft": SkinParams(mid=1.7, texture=0.4, radius=0.09, eps=20.0, spot=1.0, tone=0.6, lift=0.10),
+    "soft": SkinParams(mid=2.0, texture=0.6, radius=0.09, eps=64.0, spot=1.0, tone=0.7, lift=0.10),
 }
 
 
@@ -61,7 +62,7 @@ def default_model_path() -> Path:
 class BeautyStage:
     """Skin smoothing of up to ``max_faces`` tracked faces; one thread, preallocated full-frame output."""
 
-    face_px = 64  # face width at the working resolution (within a factor sqrt(2))
+    face_px = 112  # face width at the working resolution (within a factor sqrt(2))
 
     def __init__(self, settings: BeautySettings | None = None, model_path: str | Path | None = None) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
@@ -134,7 +135,7 @@ class BeautyStage:
             mid=min(1.0, p.mid * s),
             texture=p.texture if settings.texture is None else settings.texture,
             radius=p.radius,
-            eps=p.eps,
+            eps=p.eps * (0.5 + s),
             spot=min(1.0, p.spot * s),
             tone=min(1.0, p.tone * s),
             lift=p.lift * s,

@@ -95,6 +95,7 @@ class Pool:
     mid: list[float] = field(default_factory=lambda: [0.0, 0.0])
     outside_max: int = 0
     faces: int = 0
+    ratios: list[tuple[float, float]] = field(default_factory=list)  # per face: fine, mid
 
     def add(self, before: np.ndarray, after: np.ndarray, regions: list, det: np.ndarray) -> None:
         region = skin_region(before.shape, det)
@@ -107,9 +108,27 @@ class Pool:
         self.mid[1] += float((ma * ma).sum())
         self.outside_max = max(self.outside_max, outside_max_diff(before, after, regions))
         self.faces += 1
+        self.ratios.append((float((fa * fa).sum() / max((fb * fb).sum(), 1e-9)),
+                            float((ma * ma).sum() / max((mb * mb).sum(), 1e-9))))
+
+    def merge(self, other: "Pool") -> None:
+        for k in range(2):
+            self.fine[k] += other.fine[k]
+            self.mid[k] += other.mid[k]
+        self.outside_max = max(self.outside_max, other.outside_max)
+        self.faces += other.faces
+        self.ratios += other.ratios
 
     def row(self) -> tuple[float, float]:
+        """Pooled ratios: energy summed over all faces after / before (faces with more energy weigh more)."""
         return self.fine[1] / max(self.fine[0], 1e-9), self.mid[1] / max(self.mid[0], 1e-9)
+
+    def per_face(self) -> tuple[float, float]:
+        """Mean of the per-face ratios (every face weighs the same)."""
+        if not self.ratios:
+            return float("nan"), float("nan")
+        r = np.array(self.ratios)
+        return float(r[:, 0].mean()), float(r[:, 1].mean())
 
 
 def outside_max_diff(before: np.ndarray, after: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
@@ -313,17 +332,21 @@ def main(argv: list[str] | None = None) -> None:
         fine, mid = r.pool.row()
         print(f"{r.name:<28}{r.pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{r.pool.outside_max:>13}"
               f"{r.flicker_in:>8.2f}{r.flicker_out:>8.2f}{r.corr_change:>8.2f}")
-        for k in range(2):
-            total.fine[k] += r.pool.fine[k]
-            total.mid[k] += r.pool.mid[k]
-        total.faces += r.pool.faces
-        total.outside_max = max(total.outside_max, r.pool.outside_max)
+        total.merge(r.pool)
     fine, mid = total.row()
     f_in = float(np.mean([r.flicker_in for r in results]))
     f_out = float(np.mean([r.flicker_out for r in results]))
     f_corr = float(np.mean([r.corr_change for r in results]))
     print(f"{'all clips':<28}{total.faces:>6}{fine:>11.1%}{mid:>10.1%}{total.outside_max:>13}"
           f"{f_in:>8.2f}{f_out:>8.2f}{f_corr:>8.2f}")
+    everything = Pool()
+    everything.merge(pool)
+    everything.merge(total)
+    fine, mid = everything.row()
+    pf_fine, pf_mid = everything.per_face()
+    print(f"all faces ({everything.faces}): pooled fine kept {fine:.1%}, mid kept {mid:.1%}; "
+          f"mean per face fine kept {pf_fine:.1%}, mid kept {pf_mid:.1%}; outside max abs diff "
+          f"{everything.outside_max}")
     still = sorted(results, key=lambda r: r.flicker_in)[: max(1, len(results) // 3)]
     ratio = float(np.mean([r.flicker_out / max(r.flicker_in, 1e-9) for r in still]))
     corr = float(np.mean([r.corr_change / max(r.flicker_in, 1e-9) for r in still]))
