@@ -1,0 +1,107 @@
+"""Export a trained tier into the repo as ``vcam_seg_<tier>.onnx`` with its model card.
+
+    python -m vcam.models.segmenter.ship --tier lite --ckpt runs/seg-lite/last.pt [--figures eval.json]
+
+The card follows docs/ARCHITECTURE.md; ``--figures`` merges the JSON written by
+``python -m vcam.evaluation.segmenter --json`` (this tier's row and the reference's, with the command).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from .export import export_onnx, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PRIORITY = {"lite": 20, "full": 15}  # lite is the default; the daemon's latency probe may pick full instead
+TRAIN_DATA = [
+    "portrait-seg: Clothing Co-Parsing photos with human person masks (github bearpaw/clothing-co-parsing, "
+    "Apache-2.0), val.txt ids excluded",
+    "unlabelled-people: Clothing Co-Parsing photos (Apache-2.0), LivePortrait examples (MIT), SadTalker examples "
+    "(Apache-2.0), Pixabay images (Pixabay Content License)",
+    "teacher soft labels: IS-Net small (weights MIT upstream, via @imgly/background-removal-data) and MediaPipe "
+    "selfie segmentation (Apache-2.0)",
+    "online teacher for attention distillation: MediaPipe selfie segmentation landscape (Apache-2.0)",
+    "backgrounds for compositing: DavidGhantarjyan/Human-Segmentation-main scenes (no licence stated; used for "
+    "augmentation only, not shipped) and 4 Pixabay images",
+]
+
+
+def card_name(tier: str) -> str:
+    return f"vcam_seg_{tier}"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = None) -> Path:
+    cfg = ckpt["config"]
+    args = ckpt.get("args", {})
+    card = {
+        "name": f"vcam-seg-{tier}",
+        "task": "segmentation",
+        "file": onnx_path.name,
+        "input_size": list(cfg["input_size"]),
+        "tier": tier,
+        "priority": PRIORITY.get(tier, 10),
+        "licence": "GPL-2.0-or-later",
+        "licence_note": "vcam's own weights, under the project licence (pyproject.toml); training data licences below",
+        "source": "vcam's own encoder-decoder-refine RepVGG segmenter (vcam.models.segmenter), trained from "
+                  "scratch, RepVGG branches folded, exported fp32 by vcam.models.segmenter.ship",
+        "sha256": sha256(onnx_path),
+        "io": {"input": f"image float32 [1,3,{cfg['input_size'][0]},{cfg['input_size'][1]}] RGB in [0,1]",
+               "output": f"mask float32 [1,1,{cfg['input_size'][0]},{cfg['input_size'][1]}] person probability "
+                         "(sigmoid inside the graph)"},
+        "architecture": cfg,
+        "training": {
+            "command": f"python -m vcam.models.segmenter.train --tier {tier} --out runs/seg-{tier} "
+                       f"--steps {args.get('steps')} --minutes {args.get('minutes')} --threads "
+                       f"{args.get('threads')} --batch {args.get('batch')} --seed {args.get('seed')}",
+            "steps_done": ckpt["step"],
+            "minutes": round(ckpt.get("elapsed", 0.0) / 60, 1),
+            "weights": "EMA (decay 0.999)",
+            "data": TRAIN_DATA,
+            "loss_history_tail": ckpt.get("history", [])[-3:],
+        },
+        "figures": figures or {},
+    }
+    path = onnx_path.with_suffix(".json")
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def figures_for(eval_json: Path, name: str) -> dict:
+    data = json.loads(eval_json.read_text())
+    ref = data["reference"]
+    pick = lambda section: {k: v for k, v in data[section].items() if k in (name, ref, "human-masks")}
+    return {"command": "python -m vcam.evaluation.segmenter --json <file>", "reference": ref,
+            "accuracy_val": pick("accuracy"), "latency_1thread": pick("latency"), "flicker": pick("flicker"),
+            "notes": data.get("notes", {})}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tier", required=True)
+    p.add_argument("--ckpt", type=Path, required=True)
+    p.add_argument("--figures", type=Path, help="JSON from vcam.evaluation.segmenter --json")
+    p.add_argument("--card-only", action="store_true", help="rewrite the card for the existing .onnx")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    onnx_path = HERE / f"{card_name(args.tier)}.onnx"
+    if not args.card_only:
+        export_onnx(load_checkpoint(args.ckpt), onnx_path)
+    figures = figures_for(args.figures, f"vcam-seg-{args.tier}") if args.figures else None
+    log.info("wrote %s", write_card(onnx_path, args.tier, ckpt, figures))
+
+
+if __name__ == "__main__":
+    main()
