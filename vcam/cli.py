@@ -63,14 +63,20 @@ def _load(args: argparse.Namespace):
         raise SystemExit(f"invalid configuration:\n{exc}") from None
 
 
-def _run_daemon(config, banner: str | None = None, seconds: float | None = None) -> int:
+def _run_daemon(config, banner: str | None = None, seconds: float | None = None, path: Path | None = None,
+                cli_overrides: dict[str, Any] | None = None, on_demand: bool = True) -> int:
+    """Run the daemon with its services (control API, config watcher on ``path``, on-demand camera)."""
+    from .config import read_config_file
     from .daemon import Daemon
     from .segmenter import ModelError
+    from .session import build_session
     from .sinks import SinkError
 
     try:
         daemon = Daemon(config)
-        daemon.start()
+        session = build_session(config, path, read_config_file(path) if path else None, cli_overrides,
+                                daemon=daemon, on_demand=on_demand)
+        session.start()
     except (SinkError, ModelError, LookupError) as exc:
         log.error("%s", exc)
         return 2
@@ -85,15 +91,15 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None)
         daemon.wait(seconds)
     except KeyboardInterrupt:
         pass
-    daemon.stop()
+    session.stop()
     status = daemon.status()
     log.info("stopped: %d frames sent, %d processed", status["frames_sent"], status["frames_processed"])
     return 1 if status["source_state"] == "stopped" and status["frames_captured"] == 0 else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _, config = _load(args)
-    return _run_daemon(config, seconds=args.seconds)
+    path, config = _load(args)
+    return _run_daemon(config, seconds=args.seconds, path=path, cli_overrides=_overrides(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -113,7 +119,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = build_config(data, origin="demo")
     banner = (f"demo: playing the bundled clip through preset '{config.preset}'. Open the preview page above; "
               f"Chromium can read {sinks[1][4:]} with --use-file-for-fake-video-capture. Ctrl+C stops.")
-    return _run_daemon(config, banner, seconds=args.seconds)
+    # The demo clip is no camera to save: keep it playing whether or not an app reads the virtual camera.
+    return _run_daemon(config, banner, seconds=args.seconds, on_demand=False)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -226,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_bench)
+
+    from .cli_control import add_commands  # status, toggle, preset, set, pause, resume, reload, doctor, ...
+
+    add_commands(sub)
 
     p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
     p.add_argument("--minutes", type=float, default=2.0)

@@ -145,6 +145,8 @@ class DaemonSession:
         status["readers"] = self.tracker.readers if self.tracker else None
         status["on_demand"] = self.tracker is not None
         status["uptime_s"] = round(time.time() - self.started_at, 1)
+        urls = [getattr(w.sink, "url", None) for w in self.daemon.sink_workers]
+        status["preview_url"] = next((u for u in urls if isinstance(u, str)), None)
         return status
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +190,14 @@ def _text(request: dict[str, Any], key: str) -> str:
 
 def build_session(config: Config, path: Path | None, file_data: dict[str, Any] | None,
                   cli_overrides: dict[str, Any] | None, daemon: Daemon | None = None,
-                  control_address: Path | None = None, reader_device: str | None = None) -> DaemonSession:
-    """A session for ``config`` (loaded from ``path`` + ``cli_overrides``); ``daemon`` defaults to a real one."""
+                  control_address: Path | None = None, reader_device: str | None = None,
+                  on_demand: bool | None = None) -> DaemonSession:
+    """A session for ``config`` (loaded from ``path`` + ``cli_overrides``); ``daemon`` defaults to a real one.
+    ``on_demand`` False keeps the camera open whether or not anyone reads (None: as the config says)."""
     daemon = daemon or Daemon(config)
     live = LiveConfig(config, daemon.apply_config, path=path, file_data=file_data, cli_overrides=cli_overrides)
-    return DaemonSession(daemon, live, control_address=control_address, reader_device=reader_device)
+    settings = daemon_settings(config)
+    if on_demand is not None:
+        settings = settings.model_copy(update={"on_demand": on_demand and settings.on_demand})
+    return DaemonSession(daemon, live, control_address=control_address, reader_device=reader_device,
+                         settings=settings)
