@@ -39,9 +39,10 @@ def source_energy() -> tuple[float, float]:
     return float(face), float(bg)
 
 
-def _start_daemon(tmp: Path, *sinks: str, preset: str = "blur") -> subprocess.Popen:
+def _start_daemon(tmp: Path, *sinks: str, preset: str = "blur", source: str = "demo",
+                  extra: tuple[str, ...] = ()) -> subprocess.Popen:
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config")}
-    cmd = [sys.executable, "-m", "vcam", "run", "--source", "demo", "--preset", preset, "--seconds", "60"]
+    cmd = [sys.executable, "-m", "vcam", "run", "--source", source, "--preset", preset, "--seconds", "60", *extra]
     for sink in sinks:
         cmd += ["--sink", sink]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -97,10 +98,26 @@ def _assert_blurred_background(seen: dict, source_energy: tuple[float, float]) -
     assert seen["face_energy"] > 0.6 * face_src, (seen, source_energy)
 
 
+def _low_res_clip(path: Path, size: tuple[int, int] = (640, 360), frames: int = 90) -> Path:
+    """A 640x360 camera stand-in made from the demo clip (like a USB 2 laptop webcam)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    for frame in read_demo_frames(frames):
+        writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
 @needs_chromium
-def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path, source_energy) -> None:
+@pytest.mark.parametrize("camera", ["demo-720p", "360p-with-sr"])
+def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path, source_energy, camera) -> None:
     y4m = tmp_path / "out.y4m"
-    daemon = _start_daemon(tmp_path, f"y4m:{y4m}")
+    if camera == "demo-720p":
+        daemon = _start_daemon(tmp_path, f"y4m:{y4m}")
+    else:  # super-resolution up to the 1280x720 output
+        clip = _low_res_clip(tmp_path / "cam360.avi")
+        daemon = _start_daemon(tmp_path, f"y4m:{y4m}", source=str(clip), extra=("--set", 'upscale.mode="on"'))
     server = _PageServer()
     browser = None
     try:
@@ -123,6 +140,8 @@ def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path,
     seen = server.results
     assert seen is not None and "error" not in seen, seen
     _assert_blurred_background(seen, source_energy)
+    if camera == "360p-with-sr":
+        assert "super-resolution mode on" in daemon.stdout.read()
 
 
 @needs_chromium

@@ -7,6 +7,7 @@ skips the ones the settings switch off, and times them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from .postprocess.upscale import Upscaler
 from .postprocess.upscale import default_model_path as sr_model_path
 from .segmenter import Segmenter
 
+log = logging.getLogger(__name__)
 STAGES = ("segment", "upscale", "beauty", "refine", "composite")
 
 
@@ -62,6 +64,8 @@ class Pipeline:
     def upscaler(self) -> Upscaler:
         if self._upscaler is None:
             self._upscaler = Upscaler(self.config.upscale, model_path=sr_model_path())
+            log.info("camera frames differ from the %dx%d output: upscale stage on (super-resolution mode %s)",
+                     *self.out_size, self.config.upscale.mode)
         return self._upscaler
 
     def reset(self) -> None:
