@@ -167,8 +167,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     w, h = _parse_size(args.size)
+    camera_size = _parse_size(args.camera_size) if args.camera_size else None
     result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
-                       segmenter=args.model or "auto", overrides=_overrides(args))
+                       segmenter=args.model or "auto", overrides=_overrides(args), camera_size=camera_size)
     if not args.json:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
@@ -226,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
     p.add_argument("--source", default="demo", help="video file or demo")
-    p.add_argument("--size", default="1280x720")
+    p.add_argument("--size", default="1280x720", help="output WIDTHxHEIGHT")
+    p.add_argument("--camera-size", help="downscale source frames to WIDTHxHEIGHT first (a low-res camera)")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--preset", default="blur")
     p.add_argument("--model", help="segmenter to use (default: auto)")
