@@ -68,7 +68,7 @@ class FaceTracker:
         max_faces: int = 2,
         score_threshold: float = 0.6,
         full_long_side: int = 320,
-        crop_size: int = 128,
+        crop_size: int = 96,
         glide: float = 0.35,
         dead_band: float = 0.03,
         max_misses: int = 2,

@@ -128,7 +128,7 @@ class _TrackState:
     rect: tuple[int, int, int, int] | None = None  # region of the previous frame
     scale: int = 0  # its working scale
     luma: np.ndarray | None = None  # previous working-resolution luma
-    corr: np.ndarray | None = None  # previous correction
+    corr: np.ndarray | None = None  # previous luma correction
 
 
 class SkinFilter:
@@ -174,24 +174,28 @@ class SkinFilter:
             model = SkinModel(np.array([150.0, 110.0], np.float32), np.array([8.0, 8.0], np.float32), np.zeros(3))
         return model
 
-    def mask(self, state: _TrackState, region: FaceRegion, ycc: np.ndarray) -> np.ndarray:
+    def mask(self, state: _TrackState, region: FaceRegion, ycc: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Feathered skin mask for ``ycc`` (float32 [h, w] in [0, 1]), exactly 0 outside the face ellipses.
 
-        ``ycc`` is the region at half the working resolution: the mask is smooth, so that is plenty.
+        ``ycc`` is the region at half the working resolution (the mask is smooth, so that is plenty), ``y`` its
+        luma as float32.
         """
         wh, ww = ycc.shape[:2]
         weight = np.empty((wh, ww), np.float32)
         radius = _region_weight(region, weight, 2 * region.scale)
         model = self._skin_model(state, region, ycc, 0.5)
-        d = (ycc[..., 1:].astype(np.float32) - model.mean) / model.spread
-        dist = cv2.magnitude(d[..., 0], d[..., 1])
-        skin = np.clip((5.0 - dist) * (1.0 / 2.0), 0.0, 1.0)  # 1 within 3 spreads of the mean, 0 beyond 5
+        _, cr, cb = cv2.split(ycc)
+        # Squared distance to the model in spreads, through per-channel lookup tables (cheaper than arithmetic).
+        levels = np.arange(256, dtype=np.float32)
+        d2 = cv2.LUT(cr, ((levels - model.mean[0]) / model.spread[0]) ** 2)
+        d2 += cv2.LUT(cb, ((levels - model.mean[1]) / model.spread[1]) ** 2)
+        skin = np.clip((25.0 - d2) * (1.0 / 16.0), 0.0, 1.0)  # 1 within 3 spreads of the mean, 0 beyond 5
         # Hair can have the skin's colour (blond, red): it is told apart by its strands, i.e. fine texture.
         # Only towards the rim of the face, where hair is, so that blemishes in the middle still count as skin.
-        y = ycc[..., 0].astype(np.float32)
         hp = y - cv2.GaussianBlur(y, (3, 3), 0)
-        texture = cv2.GaussianBlur(hp * hp, (0, 0), max(1.0, 0.03 * region.face_w))
-        inner = texture[radius < 0.6]
+        k = 2 * max(1, int(round(0.05 * region.face_w))) + 1
+        texture = cv2.boxFilter(hp * hp, -1, (k, k))
+        inner = texture[::2, ::2][radius[::2, ::2] < 0.6]
         ref = max(4.0, float(np.median(inner))) if inner.size else 16.0  # the face's own skin texture
         smooth = np.clip((3.0 * ref - texture) * (1.0 / (1.5 * ref)), 0.0, 1.0)  # hair: > 3x the skin's
         np.maximum(smooth, np.clip((0.85 - radius) * 6.0, 0.0, 1.0), out=smooth)
@@ -214,13 +218,15 @@ class SkinFilter:
         hw, hh = ww // 2, wh // 2
         work8 = cv2.resize(roi, (ww, wh), interpolation=cv2.INTER_AREA)
         half8 = cv2.resize(work8, (hw, hh), interpolation=cv2.INTER_AREA)
-        m_half = self.mask(state, region, cv2.cvtColor(half8, cv2.COLOR_BGR2YCrCb))
+        ycc = cv2.cvtColor(half8, cv2.COLOR_BGR2YCrCb)
+        y_half = ycc[..., 0].astype(np.float32)
+        m_half = self.mask(state, region, ycc, y_half)
         m = cv2.resize(m_half, (ww, wh), interpolation=cv2.INTER_LINEAR)
         self.last_mask = m
         y = cv2.cvtColor(work8, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
         # Detail (luma): everything above the edge-preserving base, minus the share of the finest band kept.
-        base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps)
+        base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
         corr = y - base
         if p.texture > 0:
             corr -= p.texture * (y - cv2.GaussianBlur(y, (3, 3), 0))
@@ -237,32 +243,32 @@ class SkinFilter:
             spot *= cv2.erode(m, kernel)  # only blobs with skin all around: not hair strands at the skin's edge
             corr += spot * tophat
 
-        out = np.empty((wh, ww, 3), np.float32)
-        out[:] = corr[..., None]
+        # The luma correction is smoothed in time (it follows the image's noise); the tone term is smooth already.
+        self._smooth_in_time(state, region, y, corr)
+
         # Tone: chroma pulled towards the face's mean skin chroma, and a mid-tone lift, at half resolution.
         if p.tone > 0 or p.lift > 0:
             small = half8.astype(np.float32)
-            ms = m_half
             chroma = small - cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[..., None]
-            total = float(ms.sum())
+            total = float(m_half.sum())
             tone = np.zeros_like(small)
             if total > 1 and p.tone > 0 and state.model is not None:
-                mean = (ms.reshape(1, -1) @ chroma.reshape(-1, 3))[0] / total
+                mean = (m_half.reshape(1, -1) @ chroma.reshape(-1, 3))[0] / total
                 model = state.model
                 model.chroma = mean if not model.chroma.any() else model.chroma + 0.2 * (mean - model.chroma)
                 tone += p.tone * (model.chroma - chroma)
             if p.lift > 0:
                 tone += (p.lift / 255.0) * small * (255.0 - small)
-            tone *= ms[..., None]
-            out += cv2.resize(tone, (ww, wh), interpolation=cv2.INTER_LINEAR)
-
-        self._smooth_in_time(state, region, y, out)
+            tone *= m_half[..., None]
+            out = cv2.resize(tone, (ww, wh), interpolation=cv2.INTER_LINEAR)
+            out += corr[..., None]
+        else:
+            out = cv2.merge((corr, corr, corr))
         return out
 
     @staticmethod
-    @staticmethod
     def _smooth_in_time(state: _TrackState, region: FaceRegion, y: np.ndarray, corr: np.ndarray) -> None:
-        """Blend with the previous correction where the image did not change, so noise does not make it shimmer.
+        """Blend ``corr`` (in place) with the previous frame's where the image did not change: no shimmer.
 
         Regions are snapped to the working grid, so the previous frame's correction is found by an integer offset
         even when the region moved with the face.
@@ -282,17 +288,21 @@ class SkinFilter:
                 alpha = np.clip(change * (1.0 / 12.0) + 0.35, 0.35, 1.0)
                 c = corr[cur]
                 c -= state.corr[prev]
-                c *= alpha[..., None]
+                c *= alpha
                 c += state.corr[prev]
         state.rect, state.scale = region.rect, s
         state.corr = corr.copy()
         state.luma = y.copy()
 
 
-def guided_filter(image: np.ndarray, radius: float, eps: float) -> np.ndarray:
-    """Fast self-guided filter (He & Sun 2015): coefficients at half resolution; float32 in/out."""
+def guided_filter(image: np.ndarray, radius: float, eps: float, small: np.ndarray | None = None) -> np.ndarray:
+    """Fast self-guided filter (He & Sun 2015): coefficients at half resolution; float32 in/out.
+
+    ``radius`` is in pixels of ``image``; ``small`` is the image at half size if the caller has it already.
+    """
     h, w = image.shape[:2]
-    small = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    if small is None:
+        small = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     r = max(1, int(round(radius / 2)))
     ksize = (2 * r + 1, 2 * r + 1)
     mean = cv2.boxFilter(small, -1, ksize)
