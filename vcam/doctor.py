@@ -101,7 +101,7 @@ def check_cameras(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev"), 
                   ) -> list[Check]:
     cameras = [n for n in video_nodes(sys_root, dev_root) if not n.loopback]
     checks = []
-    if device and device.startswith("/dev/") and not Path(device).exists():
+    if device and device.startswith(("/dev/", f"{dev_root}/")) and not Path(device).exists():
         checks.append(Check("camera", "error", f"the configured camera {device} does not exist",
                             "plug it in, or set [source] device to one of: "
                             + (", ".join(str(c.path) for c in cameras) or "(no camera found)")))
