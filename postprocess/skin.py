@@ -128,7 +128,7 @@ class _TrackState:
     rect: tuple[int, int, int, int] | None = None  # region of the previous frame
     scale: int = 0  # its working scale
     luma: np.ndarray | None = None  # previous working-resolution luma
-    corr: np.ndarray | None = None  # previous luma correction
+    corr: np.ndarray | None = None  # previous correction
 
 
 class SkinFilter:
@@ -243,9 +243,6 @@ class SkinFilter:
             spot *= cv2.erode(m, kernel)  # only blobs with skin all around: not hair strands at the skin's edge
             corr += spot * tophat
 
-        # The luma correction is smoothed in time (it follows the image's noise); the tone term is smooth already.
-        self._smooth_in_time(state, region, y, corr)
-
         # Tone: chroma pulled towards the face's mean skin chroma, and a mid-tone lift, at half resolution.
         if p.tone > 0 or p.lift > 0:
             small = half8.astype(np.float32)
@@ -264,6 +261,8 @@ class SkinFilter:
             out += corr[..., None]
         else:
             out = cv2.merge((corr, corr, corr))
+        # Smoothed in time: the correction and the skin mask follow the camera's noise.
+        self._smooth_in_time(state, region, y, out)
         return out
 
     @staticmethod
@@ -284,11 +283,11 @@ class SkinFilter:
                 cur = (slice(cy0, cy1), slice(cx0, cx1))
                 prev = (slice(cy0 - dy, cy1 - dy), slice(cx0 - dx, cx1 - dx))
                 change = cv2.absdiff(y[cur], state.luma[prev])
-                # 0.35 (a running average over a few frames) where the image is still, 1 where it changed.
-                alpha = np.clip(change * (1.0 / 12.0) + 0.35, 0.35, 1.0)
+                # 0.2 (a running average over a few frames) where the image is still, 1 where it changed.
+                alpha = np.clip(change * (1.0 / 12.0) + 0.2, 0.2, 1.0)
                 c = corr[cur]
                 c -= state.corr[prev]
-                c *= alpha
+                c *= alpha[..., None]
                 c += state.corr[prev]
         state.rect, state.scale = region.rect, s
         state.corr = corr.copy()
