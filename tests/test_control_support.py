@@ -103,7 +103,8 @@ class Running:
 @contextmanager
 def running_session(preset: str = "blur", file_text: str | None = None, settings: DaemonSettings | None = None,
                     reader_device: str | None = None, extra: dict[str, Any] | None = None,
-                    source: Any = None, sinks: list[Any] | None = None) -> Iterator[Running]:
+                    source: Any = None, sinks: list[Any] | None = None,
+                    more_sinks: tuple[str, ...] = ()) -> Iterator[Running]:
     """The real daemon (demo clip source, real segmenter, y4m sink) with live config, control socket and, when
     asked, the config watcher and on-demand camera. ``file_text`` is written as the config file."""
     root = short_dir()
@@ -114,7 +115,7 @@ def running_session(preset: str = "blur", file_text: str | None = None, settings
         path = root / "config.toml"
         path.write_text(file_text)
         file_data = read_config_file(path)
-    cli = {"source": {"device": "demo"}, "output": {"sinks": [f"y4m:{y4m}"], "width": W, "height": H},
+    cli = {"source": {"device": "demo"}, "output": {"sinks": [f"y4m:{y4m}", *more_sinks], "width": W, "height": H},
            **({"preset": preset} if file_text is None else {}), **(extra or {})}
     config = build_config(file_data, cli)
     daemon = Daemon(config, source=source, sinks=sinks)

@@ -44,12 +44,12 @@ def make_icon(state: str, error: bool = False, size: int = 64) -> QIcon:
     p.setPen(QPen(color.darker(140), size / 16))
     p.setBrush(color)
     m = size // 8
-    p.drawRoundedRect(m, size // 4, size - 3 * m, size // 2, m, m)  # a camera body
-    p.drawPolygon([_pt(size - 2 * m, size // 2), _pt(size - m // 2, size // 4 + m // 2),
-                   _pt(size - m // 2, 3 * size // 4 - m // 2)])  # its lens hood
+    p.drawRoundedRect(m // 2, size // 4, size - 4 * m, size // 2, m, m)  # a camera body
+    p.drawPolygon([_pt(size - 3 * m, size // 2), _pt(size - m, size // 4 + m // 2),
+                   _pt(size - m, 3 * size // 4 - m // 2)])  # its lens hood
     if state in ("down", "paused"):
         p.setPen(QPen(QColor("#ffffff"), size / 12))
-        p.drawLine(m * 2, size // 4 + m, size - 4 * m, 3 * size // 4 - m)
+        p.drawLine(m * 2, size // 4 + m, size - 5 * m, 3 * size // 4 - m)
     if error:
         p.setPen(QPen(QColor("#000000"), 1))
         p.setBrush(QColor("#f0a020"))
