@@ -70,7 +70,7 @@ class FaceTracker:
         full_long_side: int = 320,
         crop_size: int = 96,
         glide: float = 0.35,
-        dead_band: float = 0.03,
+        dead_band: float = 0.04,
         max_misses: int = 2,
         fade_step: float = 0.2,
     ) -> None:
@@ -119,7 +119,11 @@ class FaceTracker:
                 self._detect_crop(frame, track)
         faces = []
         for track in self._tracks:
-            track.state += self.glide * (track.target - track.state)
+            gap = track.target - track.state
+            if np.abs(gap).max() < 0.5:
+                track.state[:] = track.target  # arrived: a still face gets a box that does not move at all
+            else:
+                track.state += self.glide * gap
             step = -self.fade_step if track.lost else self.fade_step
             track.presence = float(min(1.0, max(0.0, track.presence + step)))
             if track.presence > 0.0:
@@ -180,8 +184,10 @@ class FaceTracker:
     def _detect_crop(self, frame: np.ndarray, track: _Track) -> None:
         h, w = frame.shape[:2]
         x, y, bw, bh = track.target[:4]
-        side = 2.0 * max(bw, bh)
-        cx, cy = x + bw / 2, y + bh / 2
+        # Crop geometry snapped to a coarse grid: a still face gets the very same crop, hence the same detection
+        # (YuNet's box moves by a few pixels with the crop's alignment).
+        side = 32.0 * np.ceil(2.0 * max(bw, bh) / 32.0)
+        cx, cy = 16.0 * round((x + bw / 2) / 16.0), 16.0 * round((y + bh / 2) / 16.0)
         x0, y0 = int(max(0, round(cx - side / 2))), int(max(0, round(cy - side / 2)))
         x1, y1 = int(min(w, round(cx + side / 2))), int(min(h, round(cy + side / 2)))
         track.last_detect = self._frame

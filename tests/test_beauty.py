@@ -1,0 +1,175 @@
+"""Beauty stage on real frames of the shipped demo clip (a woman's face, 1280x720)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from vcam.evaluation.beauty import Detector, fine_band, luma, mid_band, outside_max_diff, skin_region
+from vcam.models.faces import yunet_path
+from vcam.postprocess.beauty import BeautySettings, BeautyStage
+
+DEMO = Path(__file__).resolve().parents[1] / "vcam" / "assets" / "demo.mp4"
+ON = BeautySettings(enabled=True)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(DEMO))
+    out = []
+    while len(out) < 30:
+        ok, frame = cap.read()
+        assert ok, "demo clip too short"
+        out.append(frame)
+    cap.release()
+    return out
+
+
+def run(stage: BeautyStage, frames: list[np.ndarray]) -> np.ndarray:
+    out = None
+    for f in frames:
+        out = stage.process(f)
+    assert out is not None
+    return out.copy()
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_validation() -> None:
+    s = BeautySettings()
+    assert (s.enabled, s.strength, s.preset, s.texture) == (False, 0.5, "natural", None)
+    for bad in ({"strength": 1.5}, {"strength": -0.1}, {"preset": "plastic"}, {"texture": 2.0},
+                {"detect_interval": 0}, {"max_faces": 0}, {"unknown": 1}):
+        with pytest.raises(ValidationError):
+            BeautySettings(**bad)
+    with pytest.raises(ValidationError):
+        s.strength = 0.7  # frozen
+
+
+def test_shipped_detector_matches_its_card() -> None:
+    path = yunet_path()
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["task"] == "face-detection" and card["file"] == path.name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
+    assert (path.parent / card["licence_file"]).is_file()
+
+
+# -- identity cases ------------------------------------------------------------------------------------------
+
+
+def test_disabled_and_zero_strength_are_identity(frames: list[np.ndarray]) -> None:
+    for settings in (BeautySettings(), BeautySettings(enabled=True, strength=0.0)):
+        stage = BeautyStage(settings, model_path=yunet_path())
+        for f in frames[:3]:
+            out = stage.process(f)
+            assert out is f
+        assert stage.regions == []
+
+
+def test_no_face_is_identity(frames: list[np.ndarray]) -> None:
+    stage = BeautyStage(ON, model_path=yunet_path())
+    # The left of the demo frame: plants and wall, no face.
+    crops = [np.ascontiguousarray(f[:, :480]) for f in frames[:12]]
+    for c in crops:
+        out = stage.process(c)
+        assert out is c
+        assert np.array_equal(out, c)
+    assert stage.regions == []
+
+
+# -- what it does to a face -----------------------------------------------------------------------------------
+
+
+def test_outside_face_region_exactly_unchanged(frames: list[np.ndarray]) -> None:
+    stage = BeautyStage(ON, model_path=yunet_path())
+    for f in frames[:15]:
+        out = stage.process(f)
+        assert len(stage.regions) == 1
+        x0, y0, x1, y1 = stage.regions[0]
+        assert (x1 - x0) * (y1 - y0) < 0.25 * f.shape[0] * f.shape[1]  # a face region, not the frame
+        assert outside_max_diff(f, out, stage.regions) == 0
+    assert not np.array_equal(out, frames[14])  # and the face did change
+
+
+def test_mid_band_reduced_fine_band_kept(frames: list[np.ndarray]) -> None:
+    stage = BeautyStage(ON, model_path=yunet_path())
+    out = run(stage, frames[:20])
+    before = frames[19]
+    det = max(Detector(yunet_path())(before), key=lambda d: d[2])
+    region = skin_region(before.shape, det)
+    yb, ya = luma(before), luma(out)
+    fine = (fine_band(ya)[region] ** 2).sum() / (fine_band(yb)[region] ** 2).sum()
+    mid = (mid_band(ya, det[2])[region] ** 2).sum() / (mid_band(yb, det[2])[region] ** 2).sum()
+    assert fine >= 0.8, fine
+    assert mid <= 0.6, mid
+    # Strength orders the effect.
+    strong = run(BeautyStage(BeautySettings(enabled=True, strength=1.0, preset="soft"), model_path=yunet_path()),
+                 frames[:20])
+    mid_strong = (mid_band(luma(strong), det[2])[region] ** 2).sum() / (mid_band(yb, det[2])[region] ** 2).sum()
+    assert mid_strong < mid
+
+
+def test_texture_setting_controls_finest_working_band(frames: list[np.ndarray]) -> None:
+    keep = run(BeautyStage(BeautySettings(enabled=True, texture=1.0), model_path=yunet_path()), frames[:10])
+    drop = run(BeautyStage(BeautySettings(enabled=True, texture=0.0), model_path=yunet_path()), frames[:10])
+    det = max(Detector(yunet_path())(frames[9]), key=lambda d: d[2])
+    region = skin_region(frames[9].shape, det)
+    energy = [float((fine_band(cv2.GaussianBlur(luma(o), (0, 0), 1.0))[region] ** 2).mean()) for o in (keep, drop)]
+    assert energy[0] > energy[1]
+
+
+def test_face_partly_outside_the_frame(frames: list[np.ndarray]) -> None:
+    # Cut the frame through the face: the region is clipped at the frame edge and nothing breaks.
+    crops = [np.ascontiguousarray(f[150:, 700:]) for f in frames[:12]]
+    stage = BeautyStage(ON, model_path=yunet_path())
+    for c in crops:
+        out = stage.process(c)
+        assert out.shape == c.shape and out.dtype == np.uint8
+        assert outside_max_diff(c, out, stage.regions) == 0
+
+
+# -- stage contract ------------------------------------------------------------------------------------------
+
+
+def test_inplace_matches_copy(frames: list[np.ndarray]) -> None:
+    a = BeautyStage(ON, model_path=yunet_path())
+    b = BeautyStage(ON, model_path=yunet_path())
+    for f in frames[:8]:
+        out_a = a.process(f)
+        g = f.copy()
+        out_b = b.process(g, inplace=True)
+        assert out_b is g
+        assert np.array_equal(out_a, out_b)
+    assert out_a is not frames[7]  # the stage's own buffer, the input untouched
+    assert not np.array_equal(out_a, frames[7])
+
+
+def test_configure_and_reset(frames: list[np.ndarray]) -> None:
+    stage = BeautyStage(ON, model_path=yunet_path())
+    run(stage, frames[:8])
+    stage.configure(BeautySettings(enabled=True, strength=0.9, preset="soft"))
+    out = stage.process(frames[8])
+    assert stage.regions, "tracks survive a settings change"
+    stage.configure(BeautySettings(enabled=False))
+    assert stage.process(frames[9]) is frames[9]
+    stage.configure(ON)
+    stage.reset()
+    small = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames[:8]]
+    out = run(stage, small)  # another frame size after a reset
+    assert out.shape == small[0].shape and stage.regions
+
+
+def test_box_is_steady_on_a_still_face(frames: list[np.ndarray]) -> None:
+    stage = BeautyStage(ON, model_path=yunet_path())
+    rects = []
+    for _ in range(40):
+        stage.process(frames[10])  # the same frame again and again: the region must settle and stay
+        rects.append(stage.regions[0])
+    assert len(set(rects[20:])) == 1
