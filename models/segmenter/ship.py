@@ -42,9 +42,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = None) -> Path:
-    cfg = ckpt["config"]
+def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = None,
+               input_size: tuple[int, int] | None = None, ckpt_tier: str | None = None) -> Path:
+    cfg = dict(ckpt["config"])
     args = ckpt.get("args", {})
+    trained_tier = ckpt_tier or tier
+    if input_size:
+        cfg["input_size"] = list(input_size)
     card = {
         "name": f"vcam-seg-{tier}",
         "task": "segmentation",
@@ -55,14 +59,17 @@ def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = No
         "licence": "GPL-2.0-or-later",
         "licence_note": "vcam's own weights, under the project licence (pyproject.toml); training data licences below",
         "source": "vcam's own encoder-decoder-refine RepVGG segmenter (vcam.models.segmenter), trained from "
-                  "scratch, RepVGG branches folded, exported fp32 by vcam.models.segmenter.ship",
+                  "scratch, RepVGG branches folded, exported fp32 by vcam.models.segmenter.ship"
+                  + (f"; the '{trained_tier}' weights (trained at {ckpt['config']['input_size'][0]}x"
+                     f"{ckpt['config']['input_size'][1]}) run at {cfg['input_size'][0]}x{cfg['input_size'][1]}"
+                     if trained_tier != tier else ""),
         "sha256": sha256(onnx_path),
         "io": {"input": f"image float32 [1,3,{cfg['input_size'][0]},{cfg['input_size'][1]}] RGB in [0,1]",
                "output": f"mask float32 [1,1,{cfg['input_size'][0]},{cfg['input_size'][1]}] person probability "
                          "(sigmoid inside the graph)"},
         "architecture": cfg,
         "training": {
-            "command": f"python -m vcam.models.segmenter.train --tier {tier} --out runs/seg-{tier} "
+            "command": f"python -m vcam.models.segmenter.train --tier {trained_tier} --out runs/seg-{trained_tier} "
                        f"--steps {args.get('steps')} --minutes {args.get('minutes')} --threads "
                        f"{args.get('threads')} --batch {args.get('batch')} --seed {args.get('seed')}",
             "steps_done": ckpt["step"],
@@ -93,14 +100,18 @@ def main() -> None:
     p.add_argument("--ckpt", type=Path, required=True)
     p.add_argument("--figures", type=Path, help="JSON from vcam.evaluation.segmenter --json")
     p.add_argument("--card-only", action="store_true", help="rewrite the card for the existing .onnx")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="run the checkpoint at another input size (a resolution tier)")
+    p.add_argument("--ckpt-tier", help="the tier the checkpoint was trained as, when it differs from --tier")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     onnx_path = HERE / f"{card_name(args.tier)}.onnx"
+    size = tuple(args.input_size) if args.input_size else None
     if not args.card_only:
-        export_onnx(load_checkpoint(args.ckpt), onnx_path)
+        export_onnx(load_checkpoint(args.ckpt), onnx_path, input_size=size)
     figures = figures_for(args.figures, f"vcam-seg-{args.tier}") if args.figures else None
-    log.info("wrote %s", write_card(onnx_path, args.tier, ckpt, figures))
+    log.info("wrote %s", write_card(onnx_path, args.tier, ckpt, figures, size, args.ckpt_tier))
 
 
 if __name__ == "__main__":

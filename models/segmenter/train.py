@@ -48,9 +48,32 @@ class Teacher:
         wanted = {name for _, name in ATTENTION_PAIRS}
         self.names = [name for name, _stride, _ch in feats if name in wanted]
 
-    def __call__(self, images: np.ndarray) -> dict[str, torch.Tensor]:
-        outs = self.sess.run(self.names, {"image": images})
-        return {n: torch.from_numpy(o) for n, o in zip(self.names, outs)}
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self.sess.run(self.names, {"image": images})))
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless stream of augmented batches (and the teacher's features for them).
+
+    Seeded by (seed, first step), so a resumed run draws a reproducible stream. Runs in a DataLoader worker process
+    (``--workers 1``) so that augmentation and the teacher overlap the training step."""
+
+    def __init__(self, items: list, backgrounds: list, size: tuple[int, int], batch: int, seed: int, start_step: int,
+                 use_teacher: bool) -> None:
+        super().__init__()
+        self.items, self.backgrounds, self.size, self.batch = items, backgrounds, size, batch
+        self.seed, self.start_step, self.use_teacher = seed, start_step, use_teacher
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        aug = Augmenter(self.items, self.backgrounds, size=self.size, seed=0)
+        aug.rng = np.random.default_rng([self.seed, self.start_step])
+        teacher = Teacher() if self.use_teacher else None
+        while True:
+            images, target, soft, labelled = aug.batch(self.batch)
+            feats = teacher(images) if teacher else {}
+            yield images, target, soft, labelled, feats
 
 
 def shift_images(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -112,11 +135,10 @@ class Ema:
                 self.state[k].copy_(v)
 
 
-def save(path: Path, net: SegNet, ema: Ema, opt: torch.optim.Optimizer, step: int, aug: Augmenter,
-         args: argparse.Namespace, history: list[dict], elapsed: float) -> None:
+def save(path: Path, net: SegNet, ema: Ema, opt: torch.optim.Optimizer, step: int, args: argparse.Namespace, history: list[dict], elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": net.state_dict(), "ema": ema.state, "opt": opt.state_dict(), "step": step,
-                "config": net.cfg.to_dict(), "aug_rng": aug.rng.bit_generator.state,
+                "config": net.cfg.to_dict(),
                 "torch_rng": torch.get_rng_state(), "args": vars(args) | {"out": str(args.out)},
                 "history": history, "elapsed": elapsed}, tmp)
     tmp.replace(path)
@@ -130,7 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=90.0, help="wall-clock budget; stops early with a checkpoint")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training step")
+    p.add_argument("--workers", type=int, default=1, help="0: augment in-process; 1: in a worker process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temporal-frac", type=float, default=0.25, help="share of each batch given a shifted twin")
     p.add_argument("--no-teacher", action="store_true", help="skip attention distillation (no online teacher)")
@@ -153,7 +176,6 @@ def main(argv: list[str] | None = None) -> None:
     net = SegNet(TIERS[args.tier]).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     items, backgrounds = load_corpus(limit=args.limit)
-    aug = Augmenter(items, backgrounds, size=net.cfg.input_size, seed=args.seed)
     ema = Ema(net)
     step, history, elapsed = 0, [], 0.0  # elapsed: training seconds before this (resumed) process
     if args.resume and ckpt_path.exists():
@@ -162,11 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(ck["opt"])
         ema.state = ck["ema"]
         step, history, elapsed = ck["step"], ck.get("history", []), ck.get("elapsed", 0.0)
-        aug.rng.bit_generator.state = ck["aug_rng"]
         torch.set_rng_state(ck["torch_rng"])
         log.info("resumed from %s at step %d", ckpt_path, step)
-    teacher = None if args.no_teacher else Teacher()
-    loss_rng = np.random.default_rng(args.seed + 1 + step)
+    stream = BatchStream(items, backgrounds, net.cfg.input_size, args.batch, args.seed, step, not args.no_teacher)
+    loader = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
+                                              prefetch_factor=4 if args.workers else None))
+    loss_rng = np.random.default_rng([args.seed + 1, step])
     n_temporal = max(1, int(round(args.temporal_frac * args.batch))) if args.temporal_frac > 0 else 0
 
     progress = None
@@ -182,11 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         if elapsed + time.monotonic() - start > budget:
             log.info("time budget of %.1f min reached at step %d", args.minutes, step)
             break
-        images, target, soft, labelled = aug.batch(args.batch)
-        tfeats = teacher(images) if teacher else None
-        x = torch.from_numpy(images).contiguous(memory_format=torch.channels_last)
-        losses = compute_losses(net, x, torch.from_numpy(target), torch.from_numpy(soft),
-                                torch.from_numpy(labelled), tfeats, loss_rng, n_temporal)
+        images, target, soft, labelled, tfeats = (torch.as_tensor(v) if not isinstance(v, dict) else
+                                                  {k: torch.as_tensor(f) for k, f in v.items()} for v in next(loader))
+        x = images.contiguous(memory_format=torch.channels_last)
+        losses = compute_losses(net, x, target, soft, labelled, tfeats or None, loss_rng, n_temporal)
         total = sum(WEIGHTS.get(k, 1.0) * v for k, v in losses.items())
         for g in opt.param_groups:
             g["lr"] = lr_at(step, max(step / args.steps, (elapsed + time.monotonic() - start) / budget), args.lr)
@@ -208,9 +230,9 @@ def main(argv: list[str] | None = None) -> None:
                            {k: round(v, 4) for k, v in running.items()})
             log.info("step %d %s", step, json.dumps(history[-1]))
         if time.monotonic() - last_ckpt > args.ckpt_minutes * 60:
-            save(ckpt_path, net, ema, opt, step, aug, args, history, elapsed + time.monotonic() - start)
+            save(ckpt_path, net, ema, opt, step, args, history, elapsed + time.monotonic() - start)
             last_ckpt = time.monotonic()
-    save(ckpt_path, net, ema, opt, step, aug, args, history, elapsed + time.monotonic() - start)
+    save(ckpt_path, net, ema, opt, step, args, history, elapsed + time.monotonic() - start)
     if progress:
         progress.close()
     log.info("saved %s at step %d (%.1f min)", ckpt_path, step, (time.monotonic() - start) / 60)
