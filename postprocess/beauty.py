@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .faces import FaceTracker
+from .faces import Face, FaceTracker
 from .skin import FaceRegion, SkinFilter, SkinParams
 
 Preset = Literal["natural", "soft"]
@@ -48,7 +48,7 @@ class BeautySettings(BaseModel):
     texture: float | None = Field(
         None, ge=0.0, le=1.0, description="Share of the finest skin texture kept (None = the preset's value)"
     )
-    detect_interval: int = Field(5, ge=1, le=30, description="Frames between face detections around a tracked face")
+    detect_interval: int = Field(6, ge=1, le=30, description="Frames between face detections around a tracked face")
     max_faces: int = Field(2, ge=1, le=8, description="Most faces smoothed per frame")
 
 
@@ -71,6 +71,7 @@ class BeautyStage:
         self._out: np.ndarray | None = None
         self._up: np.ndarray | None = None
         self.regions: list[tuple[int, int, int, int]] = []  # (x0, y0, x1, y1) written in the last frame
+        self.faces: list[Face] = []  # the faces treated in the last frame
         self.settings = settings or BeautySettings()
         self._params = self._resolve(self.settings)
 
@@ -92,6 +93,7 @@ class BeautyStage:
             self._tracker.reset()
         self._filter.reset()
         self.regions = []
+        self.faces = []
 
     def process(self, frame: np.ndarray, inplace: bool = False) -> np.ndarray:
         """BGR uint8 [H, W, 3] in, same size out (the input itself when nothing is to be done).
@@ -100,6 +102,7 @@ class BeautyStage:
         frame (about 0.3 ms at 720p); only for callers that own the frame and no longer need the original.
         """
         self.regions = []
+        self.faces = []
         if not self._active(self.settings):
             return frame
         faces = self._get_tracker().update(frame)
@@ -126,6 +129,7 @@ class BeautyStage:
             cv2.resize(corr, (x1 - x0, y1 - y0), dst=up, interpolation=cv2.INTER_LINEAR)
             cv2.add(roi, up, dst=roi, dtype=cv2.CV_8U)  # rounds and saturates; C == 0 leaves a pixel as it was
             self.regions.append(region.rect)
+            self.faces.append(face)
         return out
 
     # -- helpers ---------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ class FaceTracker:
         model_path: str | Path,
         *,
         detect_interval: int = 4,
-        full_interval: int = 60,
+        full_interval: int = 90,
         search_interval: int = 10,
         max_faces: int = 2,
         score_threshold: float = 0.6,

@@ -31,7 +31,7 @@ class MaskSettings(BaseModel):
 
     soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false)")
     threshold: float = Field(0.5, ge=0.05, le=0.95, description="person/background cut when soft is false")
-    snap: float = Field(0.04, ge=0.0, le=0.3,
+    snap: float = Field(0.2, ge=0.0, le=0.3,
                         description="alpha below snap becomes 0 and above 1-snap becomes 1 (removes faint tails)")
     dilate_px: float = Field(0.0, ge=0.0, le=32.0, description="grow the person by this many frame pixels")
     erode_px: float = Field(0.0, ge=0.0, le=32.0, description="shrink the person by this many frame pixels "
@@ -40,7 +40,7 @@ class MaskSettings(BaseModel):
     refine: bool = Field(True, description="edge-aware refinement with the frame (fast guided filter)")
     refine_radius: int = Field(2, ge=1, le=16, description="guided-filter box radius in grid pixels (grid = "
                                "frame/4 at 720p)")
-    refine_eps: float = Field(0.002, ge=1e-6, le=0.5, description="guided-filter regulariser: smaller follows "
+    refine_eps: float = Field(0.001, ge=1e-6, le=0.5, description="guided-filter regulariser: smaller follows "
                               "image edges more closely, larger keeps the model's mask")
     work_width: int = Field(640, ge=64, le=4096, description="refine at the frame halved until its width is at "
                             "most this")

@@ -115,8 +115,10 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
         c = (int(round(centre[0] * 16)), int(round(centre[1] * 16)))
         cv2.ellipse(canvas, c, (int(ax * 16), int(ay * 16)), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
 
-    for eye in (re, le):
-        ellipse(eye + up * 0.12 * ed, 0.40 * ed, 0.42 * ed)  # eye, lashes and brow
+    across = (le - re) / ed  # from the subject's right eye to the left one
+    for eye, out in ((re, -across), (le, across)):
+        ellipse(eye + up * 0.02 * ed, 0.38 * ed, 0.30 * ed)  # eye and lashes
+        ellipse(eye + up * 0.40 * ed + out * 0.06 * ed, 0.50 * ed, 0.22 * ed)  # brow
     mouth = (rm + lm) / 2 - up * 0.03 * ed
     ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
     ellipse(nose - up * 0.14 * ed, 0.32 * ed, 0.18 * ed)  # nostrils
@@ -128,7 +130,8 @@ class _TrackState:
     rect: tuple[int, int, int, int] | None = None  # region of the previous frame
     scale: int = 0  # its working scale
     luma: np.ndarray | None = None  # previous working-resolution luma
-    corr: np.ndarray | None = None  # previous correction
+    corr: np.ndarray | None = None  # previous luma correction (working resolution)
+    tone: np.ndarray | None = None  # previous tone correction (half the working resolution, BGR)
 
 
 class SkinFilter:
@@ -227,11 +230,12 @@ class SkinFilter:
 
         # Detail (luma): everything above the edge-preserving base, minus the share of the finest band kept.
         base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-        corr = y - base
+        detail = y - base
         if p.texture > 0:
-            corr -= p.texture * (y - cv2.GaussianBlur(y, (3, 3), 0))
-        corr *= m
-        corr *= -p.mid
+            detail -= p.texture * (y - cv2.GaussianBlur(y, (3, 3), 0))
+        corr = cv2.multiply(detail, m, scale=-p.mid)
+        if p.lift > 0:  # lift the mid-tones (a parabola, 0 at black and white) against dullness
+            corr += cv2.multiply(cv2.multiply(y, 255.0 - y, scale=p.lift / 255.0), m)
 
         # Small dark spots left after that: a black top-hat finds them, filled by their own depth.
         if p.spot > 0:
@@ -243,55 +247,66 @@ class SkinFilter:
             spot *= cv2.erode(m, kernel)  # only blobs with skin all around: not hair strands at the skin's edge
             corr += spot * tophat
 
-        # Tone: chroma pulled towards the face's mean skin chroma, and a mid-tone lift, at half resolution.
-        if p.tone > 0 or p.lift > 0:
+        # Smoothed in time where the image is still: the correction and the skin mask follow the camera's noise.
+        s = region.scale
+        same = state.rect is not None and state.scale == s and state.luma is not None
+        if same:
+            dx, dy = (state.rect[0] - region.rect[0]) // s, (state.rect[1] - region.rect[1]) // s
+            change = _overlap(y, state.luma, dx, dy)
+            if change is not None:
+                cur, prev = change
+                # 0.2 (a running average over a few frames) where the image is still, 1 where it changed.
+                alpha = np.clip(cv2.absdiff(y[cur], state.luma[prev]) * (1.0 / 12.0) + 0.2, 0.2, 1.0)
+                _blend(corr[cur], state.corr[prev], alpha)
+        state.luma, state.corr = y, corr  # neither is written to after this
+
+        # Tone: chroma pulled towards the face's mean skin chroma, at half resolution.
+        tone = None
+        total = float(m_half.sum())
+        if p.tone > 0 and total > 1 and state.model is not None:
             small = half8.astype(np.float32)
-            chroma = small - cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[..., None]
-            total = float(m_half.sum())
-            tone = np.zeros_like(small)
-            if total > 1 and p.tone > 0 and state.model is not None:
-                mean = (m_half.reshape(1, -1) @ chroma.reshape(-1, 3))[0] / total
-                model = state.model
-                model.chroma = mean if not model.chroma.any() else model.chroma + 0.2 * (mean - model.chroma)
-                tone += p.tone * (model.chroma - chroma)
-            if p.lift > 0:
-                tone += (p.lift / 255.0) * small * (255.0 - small)
-            tone *= m_half[..., None]
-            out = cv2.resize(tone, (ww, wh), interpolation=cv2.INTER_LINEAR)
-            out += corr[..., None]
-        else:
-            out = cv2.merge((corr, corr, corr))
-        # Smoothed in time: the correction and the skin mask follow the camera's noise.
-        self._smooth_in_time(state, region, y, out)
+            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+            weights = m_half.reshape(1, -1) / total
+            mean = (weights @ small.reshape(-1, 3))[0] - float((weights @ grey.reshape(-1, 1))[0, 0])
+            model = state.model
+            model.chroma = mean if not model.chroma.any() else model.chroma + 0.2 * (mean - model.chroma)
+            tone = grey[..., None] - small  # minus the chroma ...
+            tone += model.chroma  # ... plus the face's mean chroma
+            tone *= (p.tone * m_half)[..., None]
+            if same and state.tone is not None and state.tone.shape[2] == 3:
+                found = _overlap(m_half, state.tone[..., 0], dx // 2, dy // 2)
+                if found is not None:
+                    cur, prev = found
+                    _blend(tone[cur], state.tone[prev], 0.3)
+        state.tone = tone
+        state.rect, state.scale = region.rect, s
+        if tone is None:
+            return cv2.merge((corr, corr, corr))
+        out = cv2.resize(tone, (ww, wh), interpolation=cv2.INTER_LINEAR)
+        out += corr[..., None]
         return out
 
-    @staticmethod
-    def _smooth_in_time(state: _TrackState, region: FaceRegion, y: np.ndarray, corr: np.ndarray) -> None:
-        """Blend ``corr`` (in place) with the previous frame's where the image did not change: no shimmer.
 
-        Regions are snapped to the working grid, so the previous frame's correction is found by an integer offset
-        even when the region moved with the face.
-        """
-        s = region.scale
-        if state.corr is not None and state.luma is not None and state.rect is not None and state.scale == s:
-            dx, dy = (state.rect[0] - region.rect[0]) // s, (state.rect[1] - region.rect[1]) // s
-            ph, pw = state.luma.shape
-            wh, ww = y.shape
-            cx0, cy0 = max(0, dx), max(0, dy)
-            cx1, cy1 = min(ww, dx + pw), min(wh, dy + ph)
-            if cx1 - cx0 > 0 and cy1 - cy0 > 0:
-                cur = (slice(cy0, cy1), slice(cx0, cx1))
-                prev = (slice(cy0 - dy, cy1 - dy), slice(cx0 - dx, cx1 - dx))
-                change = cv2.absdiff(y[cur], state.luma[prev])
-                # 0.2 (a running average over a few frames) where the image is still, 1 where it changed.
-                alpha = np.clip(change * (1.0 / 12.0) + 0.2, 0.2, 1.0)
-                c = corr[cur]
-                c -= state.corr[prev]
-                c *= alpha[..., None]
-                c += state.corr[prev]
-        state.rect, state.scale = region.rect, s
-        state.corr = corr.copy()
-        state.luma = y.copy()
+def _overlap(
+    cur: np.ndarray, prev: np.ndarray, dx: int, dy: int
+) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Slices of the common area of two grids whose origins differ by (dx, dy) cells (prev minus cur)."""
+    ph, pw = prev.shape[:2]
+    h, w = cur.shape[:2]
+    x0, y0 = max(0, dx), max(0, dy)
+    x1, y1 = min(w, dx + pw), min(h, dy + ph)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
+
+
+def _blend(cur: np.ndarray, prev: np.ndarray, alpha: np.ndarray | float) -> None:
+    """cur = prev + alpha * (cur - prev), in place (``alpha`` per pixel or one number)."""
+    cur -= prev
+    if isinstance(alpha, np.ndarray) and cur.ndim == 3:
+        alpha = alpha[..., None]
+    cur *= alpha
+    cur += prev
 
 
 def guided_filter(image: np.ndarray, radius: float, eps: float, small: np.ndarray | None = None) -> np.ndarray:

@@ -170,13 +170,17 @@ def settings_for(preset: str, strength: float) -> BeautySettings:
 # -- measurements --------------------------------------------------------------------------------------------
 
 
-def measure_images(stage: BeautyStage, det: Detector, limit: int, min_face: int, settle: int) -> tuple[Pool, int]:
+def measure_images(
+    stage: BeautyStage, det: Detector, limit: int, min_face: int, settle: int, max_face: int = 10**6
+) -> tuple[Pool, int]:
     pool, seen = Pool(), 0
     for path in sorted((DATA / "unlabelled-people" / "images").glob("*.jpg"))[:limit]:
         img = cv2.imread(str(path))
         if img is None:
             continue
         faces = [d for d in det(img) if d[2] >= min_face]
+        if faces and max(d[2] for d in faces) >= max_face:
+            continue
         if not faces:
             continue
         seen += 1
@@ -251,14 +255,17 @@ def measure_cost(model_path: Path, settings: BeautySettings, path: Path, max_fra
 
 
 def make_grid(model_path: Path, out_path: Path) -> None:
-    """Before / natural 0.5 / soft 0.8 crops of faces from the demo clip and the shipped-licence videos."""
+    """Before / natural 0.5 / soft 0.8 crops of faces, each with a zoom of the cheek below it.
+
+    Sources: the demo clip and clips whose licences allow showing them in the docs (MIT / Apache-2.0).
+    """
     sources = [(DEMO, 60), (DATA / "videos" / "face-s32.mp4", 60), (DATA / "videos" / "talking-head-2.mp4", 60),
                (DATA / "videos" / "face-d3.mp4", 60)]
     looks = [("before", None), ("natural 0.5", settings_for("natural", 0.5)), ("soft 0.8", settings_for("soft", 0.8))]
     rows = []
     for path, n in sources:
         frames = read_clip(path, n)
-        outs, rect = [], None
+        outs, rect, face = [], None, None
         for _, settings in looks:
             if settings is None:
                 outs.append(frames[-1])
@@ -267,8 +274,9 @@ def make_grid(model_path: Path, out_path: Path) -> None:
             for f in frames:
                 out = stage.process(f)
             outs.append(out.copy())
-            rect = stage.regions[0] if stage.regions else rect
-        if rect is None:
+            if stage.regions:
+                rect, face = stage.regions[0], stage.faces[0]
+        if rect is None or face is None:
             log.warning("no face in %s", path.name)
             continue
         x0, y0, x1, y1 = rect
@@ -277,10 +285,12 @@ def make_grid(model_path: Path, out_path: Path) -> None:
                             interpolation=cv2.INTER_AREA) for o in outs]
         h = min(t.shape[0] for t in tiles)
         rows.append(np.hstack([t[:h] for t in tiles]))
-        # A 1:1 zoom of the cheek shows what happens to pores and fine hair.
-        cx, cy = (x0 + x1) // 2 - (x1 - x0) // 5, y0 + int(0.55 * (y1 - y0))
-        zoom = [cv2.resize(o[cy - 40:cy + 40, cx - 75:cx + 75], (300, 160), interpolation=cv2.INTER_NEAREST)
-                for o in outs]
+        # A 2x zoom (nearest neighbour) of the cheek shows what happens to pores and fine detail.
+        re, le, _, rm, _ = face.landmarks
+        cx, cy = (int(v) for v in (re + rm) / 2 - (le - re) * 0.15)
+        hw, hh = max(20, int(0.25 * face.box[2])), max(12, int(0.13 * face.box[2]))
+        zoom = [cv2.resize(o[cy - hh:cy + hh, cx - hw:cx + hw], (300, round(300 * hh / hw)),
+                           interpolation=cv2.INTER_NEAREST) for o in outs]
         rows.append(np.hstack(zoom))
     width = max(r.shape[1] for r in rows)
     grid = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
@@ -321,10 +331,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"beauty stage, preset={args.preset} strength={args.strength}; energies after/before in the skin region")
     print(f"{'source':<28}{'faces':>6}{'fine kept':>11}{'mid kept':>10}{'outside max':>13}"
           f"{'dY in':>8}{'dY out':>8}{'dCorr':>8}")
+    small, seen_small = measure_images(stage, det, args.images, 32, args.settle, max_face=args.min_face)
+    fine, mid = small.row()
+    print(f"{'photos, small faces':<28}{small.faces:>6}{fine:>11.1%}{mid:>10.1%}{small.outside_max:>13}"
+          f"{'':>24}   ({seen_small} photos whose largest face is 32-{args.min_face - 1} px wide; not pooled)")
     pool, seen = measure_images(stage, det, args.images, args.min_face, args.settle)
     fine, mid = pool.row()
     print(f"{'unlabelled-people photos':<28}{pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{pool.outside_max:>13}"
-          f"{'':>8}{'':>8}{'':>8}   ({seen} photos with a face >= {args.min_face} px)")
+          f"{'':>24}   ({seen} photos with a face >= {args.min_face} px)")
     total, results = Pool(), []
     for path in clips():
         r = measure_clip(stage, det, path, args.clip_frames, args.every)
