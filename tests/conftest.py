@@ -8,8 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import pyvirtualcam
 
 from vcam.sources import demo_clip_path
+
+from .fakes import FakeLoopback
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -39,6 +42,15 @@ def read_demo_frames(count: int, step: int = 1, start: int = 0) -> list[np.ndarr
 def demo_frames() -> list[np.ndarray]:
     """30 consecutive 1280x720 BGR frames of the demo clip (frames 30..59)."""
     return read_demo_frames(30, start=30)
+
+
+@pytest.fixture
+def fake_backend():
+    """Registers FakeLoopback as pyvirtualcam backend "fake"; yields the class (its ``instances`` are the cameras)."""
+    FakeLoopback.instances.clear()
+    pyvirtualcam.register_backend("fake", FakeLoopback)
+    yield FakeLoopback
+    pyvirtualcam.camera.BACKENDS.pop("fake", None)
 
 
 @pytest.fixture(scope="session")

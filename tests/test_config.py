@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vcam.config import (BUILTIN_PRESETS, Config, ConfigError, build_config, default_config_text,
-                         ensure_config_file, load_config, parse_override)
+from vcam.config import (BUILTIN_PRESETS, Config, ConfigError, build_config, ensure_config_file, load_config, parse_override)
 
 
 def test_defaults_are_valid_and_blur() -> None:

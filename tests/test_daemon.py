@@ -7,53 +7,13 @@ import time
 
 import cv2
 import numpy as np
-import pytest
-import pyvirtualcam
 
 from vcam.config import build_config
 from vcam.daemon import Daemon
 from vcam.sinks import VirtualCameraSink
 
 from .conftest import read_demo_frames
-from .test_sinks import FakeLoopback
-
-
-class FakeCamera:
-    """Serves demo-clip frames at ``fps`` like a camera; can be unplugged and plugged back in."""
-
-    description = "fake camera"
-
-    def __init__(self, frames: list[np.ndarray], fps: float = 30.0) -> None:
-        self.frames, self.fps = frames, fps
-        self.plugged = threading.Event()
-        self.plugged.set()
-        self.opens = 0
-        self._i = 0
-
-    def open(self) -> None:
-        from vcam.sources import SourceError
-
-        if not self.plugged.is_set():
-            raise SourceError("fake camera unplugged")
-        self.opens += 1
-
-    def read(self) -> np.ndarray | None:
-        time.sleep(1.0 / self.fps)
-        if not self.plugged.is_set():
-            return None
-        self._i += 1
-        return self.frames[self._i % len(self.frames)]
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_backend():
-    FakeLoopback.instances.clear()
-    pyvirtualcam.register_backend("fake", FakeLoopback)
-    yield FakeLoopback
-    pyvirtualcam.camera.BACKENDS.pop("fake", None)
+from .fakes import FakeCamera
 
 
 def _daemon(frames, fps=30.0, preset="blur", **cfg) -> tuple[Daemon, FakeCamera]:
@@ -115,13 +75,13 @@ def test_unplugged_camera_shows_placeholder_and_recovers(fake_backend) -> None:
     daemon, camera = _daemon(read_demo_frames(10, step=10))
     daemon.start()
     time.sleep(0.8)
-    camera.plugged.clear()
+    camera.mode = "unplugged"
     time.sleep(1.0)
     assert daemon.stats.source_state == "reconnecting"
     placeholder_count = daemon.stats.placeholder_frames
     assert placeholder_count > 0
     sent_while_away = daemon.stats.frames_sent
-    camera.plugged.set()
+    camera.mode = "ok"
     time.sleep(2.0)
     daemon.stop()
     assert daemon.stats.frames_sent > sent_while_away  # the device never stopped receiving frames

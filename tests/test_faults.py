@@ -5,65 +5,22 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import pyvirtualcam
 
 from vcam.config import build_config
 from vcam.daemon import Daemon
 from vcam.pipeline import placeholder_frame
 from vcam.sinks import MjpegPreviewSink, VirtualCameraSink, Y4MSink
-from vcam.sources import SourceError
 
 from .conftest import read_demo_frames
-from .test_sinks import FakeLoopback
+from .fakes import FakeCamera as FlakyCamera
 
 PERIOD = 1 / 30
-
-
-class FlakyCamera:
-    """A fake camera whose failure mode can be switched: 'ok', 'none' (read returns nothing), 'raise' (driver
-    error), 'unplugged' (reads fail and reopening fails until it is plugged back), 'resize' (another mode)."""
-
-    description = "flaky camera"
-
-    def __init__(self, frames: list[np.ndarray], mode: str = "ok") -> None:
-        self.frames, self.mode, self.fps = frames, mode, 30.0
-        self.opens = 0
-        self._i = 0
-
-    def open(self) -> None:
-        if self.mode == "unplugged":
-            raise SourceError("flaky camera unplugged")
-        self.opens += 1
-
-    def read(self) -> np.ndarray | None:
-        time.sleep(PERIOD)
-        if self.mode in ("none", "unplugged"):
-            return None
-        if self.mode == "raise":
-            raise OSError("VIDIOC_DQBUF: No such device")
-        self._i += 1
-        frame = self.frames[self._i % len(self.frames)]
-        if self.mode == "resize":
-            frame = cv2.resize(frame, (640, 360))
-        return frame
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_backend():
-    FakeLoopback.instances.clear()
-    pyvirtualcam.register_backend("fake", FakeLoopback)
-    yield FakeLoopback
-    pyvirtualcam.camera.BACKENDS.pop("fake", None)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
 
 
 def _listening_inet_sockets(pid: int) -> list[tuple[str, int]]:

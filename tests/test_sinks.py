@@ -54,45 +54,12 @@ def test_file_sink_writes_playable_mp4(tmp_path: Path, demo_frames) -> None:
         FileSink(str(tmp_path / "out.gif")).open(64, 64, 30)
 
 
-class FakeLoopback:
-    """A pyvirtualcam backend standing in for v4l2loopback: records what reaches the device."""
-
-    instances: list["FakeLoopback"] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.frames: list[np.ndarray] = []
-        self.times: list[float] = []
-        FakeLoopback.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        self.frames.append(frame.copy())
-        self.times.append(time.monotonic())
-
-    def close(self) -> None:
-        pass
-
-    def device(self) -> str:
-        return "/dev/video-fake"
-
-    def native_fourcc(self) -> int | None:
-        return None
-
-
-@pytest.fixture
-def fake_loopback():
-    FakeLoopback.instances.clear()
-    pyvirtualcam.register_backend("fake", FakeLoopback)
-    yield FakeLoopback
-    pyvirtualcam.camera.BACKENDS.pop("fake", None)
-
-
-def test_virtual_sink_sends_i420_through_pyvirtualcam(fake_loopback, demo_frame) -> None:
+def test_virtual_sink_sends_i420_through_pyvirtualcam(fake_backend, demo_frame) -> None:
     sink = VirtualCameraSink(backend="fake")
     sink.open(1280, 720, 30)
     sink.write(demo_frame)
     sink.close()
-    cam = fake_loopback.instances[0]
+    cam = fake_backend.instances[0]
     assert cam.fourcc == pyvirtualcam.util.encode_fourcc("I420")
     assert cam.frames[0].size == 1280 * 720 * 3 // 2
     back = cv2.cvtColor(cam.frames[0].reshape(1080, 1280), cv2.COLOR_YUV2BGR_I420)
