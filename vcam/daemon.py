@@ -177,6 +177,9 @@ class Daemon:
         log.info("camera %s released (%s)", self.source.description, self.held or "resuming")
         self._wait_while_held()
         self.pipeline.reset()
+        # Frames captured or processed before the release are stale now: never show them after it.
+        self._captured.take(timeout=0)
+        self._finished.take(timeout=0)
 
     # ----- capture thread --------------------------------------------------------------------------------
     def _open_source_with_retry(self) -> bool:
