@@ -116,3 +116,19 @@ def test_control_round_trip_on_the_running_daemon() -> None:
         times.sort()
         print(f"status round trip on the running daemon: median {times[15]:.2f} ms, p90 {times[27]:.2f} ms")
         assert times[15] < 100
+
+
+def test_pause_shows_the_configured_picture() -> None:
+    from vcam.config import bundled_background
+    from vcam.daily_settings import DaemonSettings
+    from vcam.session import load_pause_image
+
+    picture = bundled_background("architecture")
+    settings = DaemonSettings(on_demand=False, watch_config=False, pause_image=picture)
+    with running_session("blur", settings=settings) as run:
+        run.wait_written(5)
+        _, start = run.request("pause")
+        frames = run.wait_distinct(start, NEW_FRAMES + 1, timeout=1.0)
+        expected = load_pause_image(picture, W, H)
+        assert expected is not None and expected.shape == (H, W, 3)
+        assert np.abs(frames[-1].astype(np.int16) - expected).mean() < 3  # the picture, up to I420 rounding
