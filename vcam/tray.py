@@ -179,6 +179,12 @@ class Tray:
 
 
 def run_tray() -> int:
+    import os
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+            and not os.environ.get("QT_QPA_PLATFORM"):
+        log.error("no graphical session (DISPLAY / WAYLAND_DISPLAY unset): the tray needs a desktop")
+        return 2
     app = QApplication.instance() or QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
     if not QSystemTrayIcon.isSystemTrayAvailable():
