@@ -147,7 +147,7 @@ def test_daemon_releases_the_camera_idles_cheaply_and_reopens_for_a_reader(tmp_p
         fd = os.open(node, os.O_RDWR)
         try:
             opened = wait_for(lambda: daemon.source._cap is not None, timeout=1.0)
-            live = wait_for(lambda: daemon.stats.frames_processed > processed, timeout=1.0 - opened)
+            wait_for(lambda: daemon.stats.frames_processed > processed, timeout=1.0 - opened)
             print(f"reader appeared -> camera open {opened * 1e3:.0f} ms, first processed frame "
                   f"{(time.monotonic() - t0) * 1e3:.0f} ms")
             start = run.written()

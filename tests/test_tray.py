@@ -43,7 +43,8 @@ def app() -> Iterator[QtWidgets.QApplication]:
     old = {k: os.environ.get(k) for k in ("DISPLAY", "QT_QPA_PLATFORM")}
     os.environ.update(DISPLAY=f":{n}", QT_QPA_PLATFORM="xcb")
     trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-                               "--height", "32", "--margin", "12", "--tint", "0x303030", "--transparent", "true", "--alpha", "0"],
+                               "--height", "32", "--margin", "12", "--tint", "0x303030", "--transparent", "true",
+                               "--alpha", "0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         application = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])

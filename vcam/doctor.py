@@ -163,7 +163,7 @@ def check_onnxruntime() -> list[Check]:
 
 
 def check_config(path: Path | None) -> tuple[list[Check], object | None]:
-    from .config import ConfigError, Config, default_config_path, load_config
+    from .config import Config, ConfigError, default_config_path, load_config
 
     path = path or default_config_path()
     if not path.exists():

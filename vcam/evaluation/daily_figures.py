@@ -68,7 +68,7 @@ def measure(idle_seconds: float = 30.0, reloads: int = 10, reopens: int = 5, pin
             t0 = time.monotonic()
             fd = os.open(node, os.O_RDWR)
             opened.append(_wait(lambda: daemon.source._cap is not None, 5.0))
-            _wait(lambda: daemon.stats.frames_processed > processed, 5.0)
+            _wait(lambda p=processed: daemon.stats.frames_processed > p, 5.0)
             first.append(time.monotonic() - t0)
             time.sleep(0.5)
             os.close(fd)
@@ -85,7 +85,7 @@ def measure(idle_seconds: float = 30.0, reloads: int = 10, reopens: int = 5, pin
             strength = 30 + i
             t0 = time.monotonic()
             path.write_text(f"[background]\nblur_strength = {strength}\n")
-            latencies.append(_wait(lambda: daemon.config.background.blur_strength == strength, 5.0))
+            latencies.append(_wait(lambda s=strength: daemon.config.background.blur_strength == s, 5.0))
             time.sleep(0.3)
         out["reload_ms"] = _stats(latencies)
 
