@@ -132,6 +132,8 @@ class _TrackState:
     luma: np.ndarray | None = None  # previous working-resolution luma
     corr: np.ndarray | None = None  # previous luma correction (working resolution)
     tone: np.ndarray | None = None  # previous tone correction (half the working resolution, BGR)
+    geometry_key: tuple | None = None  # what the cached geometry was made for
+    geometry: tuple[np.ndarray, ...] | None = None  # see SkinFilter._geometry
 
 
 class SkinFilter:
@@ -184,8 +186,7 @@ class SkinFilter:
         luma as float32.
         """
         wh, ww = ycc.shape[:2]
-        weight = np.empty((wh, ww), np.float32)
-        radius = _region_weight(region, weight, 2 * region.scale)
+        weight, radius, geometry = self._geometry(state, region, (wh, ww))
         model = self._skin_model(state, region, ycc, 0.5)
         _, cr, cb = cv2.split(ycc)
         # Squared distance to the model in spreads, through per-channel lookup tables (cheaper than arithmetic).
@@ -203,14 +204,30 @@ class SkinFilter:
         smooth = np.clip((3.0 * ref - texture) * (1.0 / (1.5 * ref)), 0.0, 1.0)  # hair: > 3x the skin's
         np.maximum(smooth, np.clip((0.85 - radius) * 6.0, 0.0, 1.0), out=smooth)
         skin *= smooth
-        canvas = np.empty((wh, ww), np.uint8)
-        _exclusions(region.landmarks * 0.5, canvas)
         feather = max(0.5, 0.0125 * region.face_w)
-        keep = cv2.GaussianBlur(canvas, (0, 0), feather)
         m = cv2.GaussianBlur(skin, (0, 0), feather)
-        m *= 1.0 - keep.astype(np.float32) * (1.0 / 255.0)
-        m *= weight  # exact zeros outside the ellipses, whatever the blurs spread
+        m *= geometry  # ellipses x (1 - feathered eyes, brows, lips, nostrils): exact zeros outside the ellipses
         return m
+
+    @staticmethod
+    def _geometry(state: _TrackState, region: FaceRegion, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        """Ellipse weight, face radius and weight x (1 - feathered exclusions) at half working resolution.
+
+        They depend only on the face's box and landmarks, which do not move for a still face: cached.
+        """
+        key = (region.rect, region.scale, region.ellipses, region.landmarks.tobytes())
+        if state.geometry_key == key and state.geometry is not None:
+            return state.geometry
+        weight = np.empty(shape, np.float32)
+        radius = _region_weight(region, weight, 2 * region.scale)
+        canvas = np.empty(shape, np.uint8)
+        _exclusions(region.landmarks * 0.5, canvas)
+        keep = cv2.GaussianBlur(canvas, (0, 0), max(0.5, 0.0125 * region.face_w)).astype(np.float32)
+        keep *= -1.0 / 255.0
+        keep += 1.0
+        keep *= weight
+        state.geometry_key, state.geometry = key, (weight, radius, keep)
+        return state.geometry
 
     # -- correction ------------------------------------------------------------------------------------------
 
@@ -230,9 +247,11 @@ class SkinFilter:
 
         # Detail (luma): everything above the edge-preserving base, minus the share of the finest band kept.
         base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-        detail = y - base
-        if p.texture > 0:
-            detail -= p.texture * (y - cv2.GaussianBlur(y, (3, 3), 0))
+        if p.texture > 0:  # (1 - t) y + t gauss3(y) - base
+            detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (3, 3), 0), p.texture, 0.0)
+            detail -= base
+        else:
+            detail = y - base
         corr = cv2.multiply(detail, m, scale=-p.mid)
         if p.lift > 0:  # lift the mid-tones (a parabola, 0 at black and white) against dullness
             corr += cv2.multiply(cv2.multiply(y, 255.0 - y, scale=p.lift / 255.0), m)
