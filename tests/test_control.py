@@ -197,3 +197,42 @@ def test_refused_request_raises_control_error(server: ControlServer) -> None:
             ControlClient(srv.address).request("status")
     finally:
         srv.stop()
+
+
+def test_cli_commands_against_a_running_vcam_run(tmp_path: Path) -> None:
+    """`vcam run` in its own process with a config file; the CLI client commands in others."""
+    root = short_dir()
+    (root / "cfg" / "vcam").mkdir(parents=True)
+    config = root / "cfg" / "vcam" / "config.toml"
+    config.write_text('preset = "blur"\n[presets.meeting]\nbackground = { mode = "blur", blur_strength = 85 }\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_RUNTIME_DIR": str(root)}
+    os.chmod(root, 0o700)
+    daemon = subprocess.Popen([sys.executable, "-m", "vcam", "run", "--source", "demo", "--sink",
+                               f"y4m:{tmp_path / 'o.y4m'}", "--seconds", "60"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def vcam(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vcam", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    try:
+        deadline = time.monotonic() + 60
+        while not (root / "vcam" / "control.sock").exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, "daemon did not start"
+            time.sleep(0.2)
+        status = json.loads(vcam("status", "--json").stdout)
+        assert status["preset"] == "blur" and status["presets"][-1] == "meeting"
+        assert vcam("preset", "meeting").stdout.strip() == "preset meeting (background blur)"
+        assert vcam("set", "blur.strength", "20").returncode == 0
+        assert json.loads(vcam("status", "--json").stdout)["blur_strength"] == 20
+        refused = vcam("set", "blur.strength", "700")
+        assert refused.returncode == 1 and "less than or equal to 100" in refused.stderr
+        assert vcam("toggle", "pause").stdout.strip() == "camera paused"
+        assert vcam("resume").stdout.strip() == "camera on"
+        assert "preset meeting" in vcam("status").stdout
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+    assert not (root / "vcam" / "control.sock").exists()  # removed on a clean stop
+    assert vcam("status").returncode == 3
+    shutil.rmtree(root, ignore_errors=True)

@@ -179,3 +179,13 @@ def test_count_open_handles_excludes_ourselves(tmp_path: Path) -> None:
     with open(node, "rb"):
         assert count_open_handles(node) == 1
         assert count_open_handles(node, exclude_pids=(os.getpid(),)) == 0
+
+
+def test_daemon_section_of_the_config_reaches_the_session() -> None:
+    from vcam.config import Config, build_config
+    from vcam.daily_settings import daemon_settings
+
+    if "daemon" not in Config.model_fields:
+        pytest.skip("vcam.config.Config has no [daemon] section yet (add `daemon: DaemonSettings`)")
+    config = build_config({"daemon": {"on_demand": False, "release_after_s": 9}})
+    assert daemon_settings(config) == DaemonSettings(on_demand=False, release_after_s=9)
