@@ -70,6 +70,7 @@ class BeautyStage:
         self._filter = SkinFilter(self.face_px)
         self._out: np.ndarray | None = None
         self._up: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
         self.regions: list[tuple[int, int, int, int]] = []  # (x0, y0, x1, y1) written in the last frame
         self.faces: list[Face] = []  # the faces treated in the last frame
         self.settings = settings or BeautySettings()
@@ -105,6 +106,9 @@ class BeautyStage:
         self.faces = []
         if not self._active(self.settings):
             return frame
+        if frame.shape != self._shape:  # another camera or resolution: the tracks and skin models are stale
+            self.reset()
+            self._shape = frame.shape
         faces = self._get_tracker().update(frame)
         self._filter.forget_except({f.track_id for f in faces})
         if not faces:

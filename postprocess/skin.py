@@ -1,21 +1,25 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
-The face + neck region is cut out of the frame and shrunk by an integer factor ``s`` so that the face is about
-``face_px`` pixels wide ("working resolution"; the cost per face is then the same at any camera resolution).
-Everything is computed there and the result is a *correction* ``C`` that is upsampled and added to the
-full-resolution pixels:
+The face + neck region is cut out of the frame and shrunk by a power of two ``s`` (at least 2) so that the face
+is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
+resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
+*correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
 
-    I_w  = working-resolution image           B = fast guided filter of I_w (edge-preserving base)
-    F    = I_w - gauss3(I_w)                  (finest working-resolution band)
-    C    = -m * k_mid * ((I_w - B) - texture * F)          attenuate the mid band, keep ``texture`` of F
-         + spot fill (dark small blobs found by a black top-hat, filled from the morphological closing)
-         + tone evening (base chroma pulled towards the face's mean skin chroma) and a mid-tone lift
+    Y    = working-resolution luma            B = fast guided filter of Y (edge-preserving base)
+    D    = (1 - t) Y + t gauss3(Y) - B        the detail above the base, less the share t ("texture") of the
+                                              finest working-resolution band, which is kept
+    C_Y  = -k_mid m D + lift m Y(255 - Y)/255 mid band attenuated; mid-tones lifted against dullness
+         + spot fill                          small dark blobs (black top-hat of the result, skin all around)
+                                              filled by their own depth
+    C    = C_Y (all three channels) + tone    tone: the skin's chroma pulled towards the face's mean skin chroma
 
-Everything finer than the working resolution (pores, hair, eyelashes at full resolution) is never touched,
-because the correction is a smooth upsampled field; so fine texture is kept by construction. ``m`` is the
-feathered skin mask: skin colour (a per-face Gaussian in CrCb, learnt from the cheeks and nose between the
-landmarks, smoothed over time) x face/neck ellipses x (1 - eyes/brows/lips/nostrils from the landmarks).
-``m`` is exactly 0 on the border of the region, so pixels outside it are exactly unchanged.
+Everything finer than the working resolution (pores, fine hair, eyelashes) is never touched, because the
+correction is an upsampled field; so the finest texture is kept by construction. ``m`` is the feathered skin mask:
+skin colour (a per-face Gaussian in CrCb learnt from the cheeks and nose between the landmarks, smoothed over
+time) x smoothness near the rim (hair of skin colour has strands) x face/neck ellipses x (1 - eyes, brows, lips,
+nostrils around the landmarks). ``m`` is exactly 0 outside the ellipses, which lie inside the region with a
+margin, so pixels outside the region are exactly unchanged. ``C`` is blended with the previous frame's where the
+image did not change (regions are snapped to the working grid so this follows a moving face): no shimmer.
 """
 
 from __future__ import annotations
@@ -27,9 +31,6 @@ import numpy as np
 
 from .faces import Face
 
-_LUMA = np.array([0.114, 0.587, 0.299], np.float32)  # BGR weights
-
-
 @dataclass(frozen=True)
 class SkinParams:
     """Effect amounts at the stage's current strength (see ``BeautyStage``)."""
@@ -37,10 +38,10 @@ class SkinParams:
     mid: float  # share of the mid band removed in the skin, 0..1
     texture: float  # share of the finest working-resolution band kept, 0..1
     radius: float  # guided-filter radius as a share of the face width
-    eps: float  # guided-filter edge threshold (grey levels, squared inside)
+    eps: float  # guided-filter edge threshold: local contrast (grey levels, std) that counts as an edge
     spot: float  # dark-spot fill, 0..1
     tone: float  # chroma evening towards the mean skin chroma, 0..1
-    lift: float  # mid-tone lift, share of the parabola B(255-B)/255
+    lift: float  # mid-tone lift, share of the parabola Y(255-Y)/255
 
 
 @dataclass
@@ -49,7 +50,7 @@ class SkinModel:
 
     mean: np.ndarray  # [2]
     spread: np.ndarray  # [2]
-    chroma: np.ndarray  # [3] mean skin chroma (BGR minus luma) of the base
+    chroma: np.ndarray  # [3] mean skin chroma (BGR minus luma)
 
 
 class FaceRegion:
