@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .daily_settings import DaemonSettings
 from .postprocess.beauty import BeautySettings
 from .postprocess.composite import BackgroundSettings
 from .postprocess.mask import MaskSettings
@@ -83,6 +84,7 @@ class Config(_Section):
     background: BackgroundSettings = BackgroundSettings()
     beauty: BeautySettings = BeautySettings()
     upscale: UpscaleSettings = UpscaleSettings()
+    daemon: DaemonSettings = DaemonSettings()
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict, description="user presets")
 
 
