@@ -212,14 +212,15 @@ class Compositor:
         return (self._wrap_colour, self._wrap_weight), tiles
 
     # per frame -----------------------------------------------------------------------------------------------
-    def process(self, frame: np.ndarray, alpha: np.ndarray,
+    def process(self, frame: np.ndarray, alpha: np.ndarray | None,
                 frame_levels: list[np.ndarray] | None = None) -> np.ndarray:
-        """``frame``: BGR uint8 [H, W, 3]; ``alpha``: uint8 [H, W] (0..255) or float32 [H, W] (0..1).
+        """``frame``: BGR uint8 [H, W, 3]; ``alpha``: uint8 [H, W] (0..255) or float32 [H, W] (0..1); None (no
+        mask) keeps the whole frame (only mirrored if asked).
         ``frame_levels``: optional, the frame already halved 1, 2, ... times (``MaskRefiner.frame_levels``),
         reused by the blur instead of downscaling the frame again."""
         s = self.settings
         height, width = frame.shape[:2]
-        if s.mode == "passthrough":
+        if s.mode == "passthrough" or alpha is None:
             if not s.mirror:
                 return frame
             if self._size != (width, height):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .guided import FastGuidedFilter
 from .pyramid import Pyramid, level_for_width, level_size
-from .temporal import MotionAdaptiveSmoother
+from .temporal import MotionRate, RateSmoother
 
 
 class MaskSettings(BaseModel):
@@ -29,7 +29,8 @@ class MaskSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false)")
+    soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false: binary "
+                       "unless feathered)")
     threshold: float = Field(0.5, ge=0.05, le=0.95, description="person/background cut when soft is false")
     snap: float = Field(0.2, ge=0.0, le=0.3,
                         description="alpha below snap becomes 0 and above 1-snap becomes 1 (removes faint tails)")
@@ -46,11 +47,15 @@ class MaskSettings(BaseModel):
                             "most this")
     grid_levels: int = Field(1, ge=0, le=3, description="the coarse grid (temporal smoothing, guided-filter "
                              "coefficients) is the work resolution halved this many times")
-    temporal_strength: float = Field(0.7, ge=0.0, le=0.95, description="temporal smoothing where the image is "
+    temporal_strength: float = Field(0.85, ge=0.0, le=0.95, description="temporal smoothing where the image is "
                                      "still (0 = off); moving regions always follow at once")
+    temporal_after_refine: bool = Field(False, description="smooth the refined alpha (work resolution) rather than "
+                                        "the model mask (grid): also steadies edges the refinement moves")
+    motion_jump: float = Field(0.6, ge=0.1, le=1.0, description="a mask change this large (0..1) is followed at "
+                               "once even where the image looks still (1 = off)")
     motion_noise: float = Field(3.0, ge=0.0, le=64.0, description="grey-level change treated as sensor noise "
                                 "(still)")
-    motion_ramp: float = Field(10.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
+    motion_ramp: float = Field(12.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
                                "pixel counts as fully moving")
 
 
@@ -74,7 +79,8 @@ class MaskRefiner:
         self.settings = settings or MaskSettings()
         self._pyramid = Pyramid()
         self._gf = FastGuidedFilter()
-        self._smoother = MotionAdaptiveSmoother()
+        self._motion = MotionRate()
+        self._smoother = RateSmoother()
         self._frame_size: tuple[int, int] | None = None
         self.configure(self.settings)
 
@@ -88,6 +94,7 @@ class MaskRefiner:
 
     def reset(self) -> None:
         """Drop temporal state (camera switched, resolution change)."""
+        self._motion.reset()
         self._smoother.reset()
 
     def _allocate(self, width: int, height: int) -> None:
@@ -108,7 +115,7 @@ class MaskRefiner:
         self._alpha_work = np.empty((wh, ww), np.uint8)
         self._alpha_tmp = np.empty((wh, ww), np.uint8)
         self._alpha = np.empty((height, width), np.uint8)
-        self._smoother.reset()
+        self.reset()
 
     @property
     def frame_levels(self) -> list[np.ndarray]:
@@ -133,13 +140,21 @@ class MaskRefiner:
         np.multiply(self._grey_grid_u8, np.float32(1 / 255), out=self._grey_grid)
         cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)
 
-        smoothed = self._smoother.process(self._mask_grid, self._grey_grid, s.temporal_strength,
-                                          s.motion_noise, s.motion_ramp)
-        if s.refine:
-            refined = self._gf.apply(self._grey_grid, smoothed, self._grey_work, s.refine_radius, s.refine_eps)
+        rate = None
+        if s.temporal_strength > 0:
+            rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp)
         else:
-            cv2.resize(smoothed, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
+            self.reset()
+        if not s.temporal_after_refine:
+            self._smoother.process(self._mask_grid, rate, s.motion_jump)
+        if s.refine:
+            refined = self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work, s.refine_radius,
+                                     s.refine_eps)
+        else:
+            cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
             refined = self._mask_work
+        if s.temporal_after_refine:
+            self._smoother.process(refined, rate, s.motion_jump)
         # float [0,1] (guided filter may overshoot) -> uint8, clipped at both ends by saturation
         np.maximum(refined, np.float32(0), out=refined)
         cv2.convertScaleAbs(refined, self._alpha_work, alpha=255.0)
@@ -162,4 +177,6 @@ class MaskRefiner:
             np.copyto(self._alpha, a)
         else:
             cv2.resize(a, (width, height), dst=self._alpha, interpolation=cv2.INTER_LINEAR)
+            if not s.soft and s.feather_px <= 0:  # hard mode stays binary through the upscale
+                cv2.threshold(self._alpha, 127, 255, cv2.THRESH_BINARY, dst=self._alpha)
         return self._alpha
