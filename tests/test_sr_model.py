@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
 
 
@@ -58,7 +57,6 @@ def test_export_matches_torch(tmp_path, luma_crop: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     import onnxruntime as ort
-
     from vcam.models.sr.export import export_onnx
     from vcam.models.sr.net import TinySR
 
@@ -82,7 +80,7 @@ def test_degradation_is_webcam_like(demo_frames: list[np.ndarray]) -> None:
     diff = luma(noisy).astype(float) - luma(clean)
     assert abs(diff.mean()) < 0.5 and 2.5 < diff.std() < 6.0
     blurred = degrade(hr, DegradeParams(0.8, "bicubic", 0.0, 60), rng)
-    lap = lambda im: cv2.Laplacian(luma(im), cv2.CV_64F).var()  # noqa: E731
+    lap = lambda im: cv2.Laplacian(luma(im), cv2.CV_64F).var()
     assert lap(blurred) < lap(clean)
     # one parameter draw with fresh noise per frame, as one camera
     params = DegradeParams.draw(np.random.default_rng(3))

@@ -10,10 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from pydantic import ValidationError
-
 from vcam.models.sr import shipped_card_path, shipped_model_path
 from vcam.models.sr.degrade import DegradeParams, degrade, luma
-from vcam.postprocess.upscale import CONTEXT, UpscaleSettings, Upscaler, default_model_path, person_box
+from vcam.postprocess.upscale import (
+    CONTEXT,
+    Upscaler,
+    UpscaleSettings,
+    default_model_path,
+    person_box,
+)
 
 OUT = (1280, 720)
 # a typical webcam: area downscale, mild sensor noise, MJPEG at quality 85
@@ -48,6 +53,7 @@ def test_shipped_model_follows_contract_and_card() -> None:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
     assert inp.name == "image" and inp.shape[:2] == [1, 1] and not isinstance(inp.shape[2], int)
+    assert out.name == "sr"
     for h, w in ((360, 640), (98, 150)):
         y = sess.run(None, {"image": np.full((1, 1, h, w), 0.5, np.float32)})[0]
         assert y.shape == (1, 1, 2 * h, 2 * w) and y.dtype == np.float32
@@ -71,6 +77,7 @@ def test_off_is_plain_resize(small: np.ndarray) -> None:
     up = Upscaler(UpscaleSettings(mode="off"))
     out = up.process(small, _person_mask(small.shape[:2]), out_size=OUT)
     assert np.array_equal(out, cv2.resize(small, OUT, interpolation=cv2.INTER_LINEAR))
+    assert up._session is None  # off never loads the model
     assert up.last_box is None
 
 
@@ -123,7 +130,8 @@ def test_person_box_geometry() -> None:
     mask[40:100, 100:150] = 255
     x0, y0, x1, y1 = person_box(mask, (360, 640), threshold=0.5, margin=0.0)
     assert all(v % 8 == 0 for v in (x0, y0, x1, y1))
-    assert x0 <= 100 * 640 / 256 < 150 * 640 / 256 <= x1 and y0 <= 100 < 250 <= y1
+    assert x0 <= 250 and x1 >= 375 and y0 <= 100 and y1 >= 250  # mask cols 100..150 of 256, rows 40..100 of 144
+    assert x1 - x0 <= 375 - 250 + 16 and y1 - y0 <= 250 - 100 + 16
     assert CONTEXT % 2 == 0
     assert person_box(np.zeros((10, 10), np.float32), (360, 640), 0.5, 0.1) is None
 

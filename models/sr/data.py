@@ -20,7 +20,7 @@ from .degrade import Degradation, DegradeParams, degrade, luma
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HELD_OUT_CLIPS", "DATA_ROOT", "build_pairs", "iter_sources", "read_frames"]
+__all__ = ["DATA_ROOT", "HELD_OUT_CLIPS", "build_pairs", "iter_sources", "read_frames"]
 
 DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 # whole clips kept out of training, both 1280x720: the evaluation's held-out frames
@@ -68,9 +68,10 @@ def _sharp_enough(patch_y: np.ndarray, rng: np.random.Generator) -> bool:
     return energy > 20.0 or rng.random() < 0.15
 
 
-def build_pairs(seed: int = 0, cfg: Degradation = Degradation(), root: Path = DATA_ROOT,
+def build_pairs(seed: int = 0, cfg: Degradation | None = None, root: Path = DATA_ROOT,
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """All training pairs: (hr [N, 128, 128] uint8 luma, lr [N, 64, 64] uint8 luma)."""
+    cfg = cfg or Degradation()
     rng = np.random.default_rng(seed)
     hrs: list[np.ndarray] = []
     lrs: list[np.ndarray] = []

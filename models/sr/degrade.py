@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["DegradeParams", "Degradation", "degrade", "downscale_clean", "luma"]
+__all__ = ["Degradation", "DegradeParams", "degrade", "downscale_clean", "luma"]
 
 _INTERP = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
@@ -43,7 +43,7 @@ class DegradeParams:
     jpeg_quality: int | None
 
     @staticmethod
-    def draw(rng: np.random.Generator, cfg: Degradation = Degradation()) -> "DegradeParams":
+    def draw(rng: np.random.Generator, cfg: Degradation = Degradation()) -> DegradeParams:
         blur = float(rng.uniform(*cfg.blur_sigma)) if rng.random() < cfg.blur_prob else 0.0
         method = str(cfg.methods[rng.integers(len(cfg.methods))])
         noise = float(rng.uniform(*cfg.noise_sigma)) if rng.random() < cfg.noise_prob else 0.0

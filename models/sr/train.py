@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=DATA_ROOT, help="the shared data folder")
     p.add_argument("--minutes", type=float, default=45.0, help="training time budget (excludes building pairs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning; fresh schedule)")
+    p.add_argument("--loss", choices=("l1", "mse"), default="l1", help="pixel loss on luma")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--patch", type=int, default=48, help="low-res training crop side (even, <= 64)")
@@ -74,7 +76,7 @@ class PairSampler:
             if flip & 4:
                 a, b = a.T, b.T
             lo[k], hi[k] = a, b
-        to_t = lambda arr: torch.from_numpy(arr).float().div_(255.0).unsqueeze(1)  # noqa: E731
+        to_t = lambda arr: torch.from_numpy(arr).float().div_(255.0).unsqueeze(1)
         return (to_t(lo).contiguous(memory_format=torch.channels_last),
                 to_t(hi).contiguous(memory_format=torch.channels_last))
 
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed + 1)
     step, elapsed = 0, 0.0
     ckpt_path = args.out / "last.pt"
+    if args.init is not None and not (args.resume and ckpt_path.exists()):
+        model.load_state_dict(torch.load(args.init, weights_only=False)["model"])
+        log.info("initialised from %s", args.init)
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -147,8 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     def save(path: Path) -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "config": {"channels": args.channels, "blocks": args.blocks}}, path)
+                    "config": {"channels": args.channels, "blocks": args.blocks},
+                    "args": {k: str(v) for k, v in vars(args).items()}}, path)
 
+    loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
     budget = args.minutes * 60
     model.train()
     bar = tqdm(total=int(budget), initial=int(elapsed), unit="s", desc="training")
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             g["lr"] = args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
         set_bn_frozen(model, frac > 1 - args.bn_freeze)
         lo, hi = sampler.batch(args.batch)
-        loss = F.l1_loss(model(lo), hi)
+        loss = loss_fn(model(lo), hi)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -34,7 +34,7 @@ import numpy as np
 from vcam.models.sr import shipped_card_path, shipped_model_path
 from vcam.models.sr.data import DATA_ROOT, HELD_OUT_CLIPS, read_frames
 from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
-from vcam.postprocess.upscale import UpscaleSettings, Upscaler
+from vcam.postprocess.upscale import Upscaler, UpscaleSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of two uint8 greyscale images (Gaussian window 11, sigma 1.5, as Wang et al. 2004)."""
     x, y = a.astype(np.float64), b.astype(np.float64)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)  # noqa: E731
+    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
@@ -199,10 +199,10 @@ def table(q: dict, t: dict, s: dict, c: dict) -> str:
     lines += ["", "| complexity / speed (one thread, CPU time) | value |", "|---|---|",
               f"| GFLOPs 640x360 -> 1280x720 | {c['gflops_640x360_to_1280x720']:.2f} |",
               f"| params (learned / with fixed bicubic anchor) | {c['params_learned']} / {c['params_total']} |",
-              f"| model ms per 640x360 frame (median / min) | {s['model_640x360']['median_cpu_ms']:.2f} / "
-              f"{s['model_640x360']['min_cpu_ms']:.2f} |",
-              f"| stage ms, whole frame (median / min) | {s['stage_whole_frame']['median_cpu_ms']:.2f} / "
-              f"{s['stage_whole_frame']['min_cpu_ms']:.2f} |"]
+              (f"| model ms per 640x360 frame (median / min) | {s['model_640x360']['median_cpu_ms']:.2f} / "
+               f"{s['model_640x360']['min_cpu_ms']:.2f} |"),
+              (f"| stage ms, whole frame (median / min) | {s['stage_whole_frame']['median_cpu_ms']:.2f} / "
+               f"{s['stage_whole_frame']['min_cpu_ms']:.2f} |")]
     if "stage_person_only" in s:
         lines.append(f"| stage ms, person only, box {s.get('person_box_fraction_of_frame', 0):.0%} of frame "
                      f"(median / min) | {s['stage_person_only']['median_cpu_ms']:.2f} / "
