@@ -50,6 +50,25 @@ class TileBlender:
         self._mixed = np.empty((h, w), np.uint8)
         self._levels = [np.empty((h >> i, w >> i), np.uint8) for i in (1, 2, 3)]
         self._row_offsets = np.arange(TILE, dtype=np.intp)
+        self._small_shape: tuple[int, ...] | None = None
+        self._kernel3 = np.ones((3, 3), np.uint8)
+
+    def tiles_from_small(self, alpha_small: np.ndarray, level: int) -> np.ndarray:
+        """Tile map from an alpha ``level`` (1..3) halvings smaller whose bilinear upscale is the full alpha: a
+        full-resolution pixel can only be fractional where its small pixel's 3x3 neighbourhood is not one
+        constant 0 or 255 (bilinear 2^level upscaling reads only those)."""
+        if self._small_shape != alpha_small.shape:
+            self._small_shape = alpha_small.shape
+            self._grad = np.empty_like(alpha_small)
+            self._frac = np.empty_like(alpha_small)
+        cv2.morphologyEx(alpha_small, cv2.MORPH_GRADIENT, self._kernel3, dst=self._grad)
+        cv2.inRange(alpha_small, 1, 254, dst=self._frac)
+        cv2.bitwise_or(self._grad, self._frac, dst=self._grad)
+        src = self._grad
+        for buf in self._levels[level:]:
+            cv2.resize(src, (buf.shape[1], buf.shape[0]), dst=buf, interpolation=cv2.INTER_LINEAR)
+            src = buf
+        return src
 
     def tiles_of(self, alpha: np.ndarray) -> np.ndarray:
         """uint8 [H/8, W/8], nonzero where the tile holds a fractional alpha (reused buffer)."""
@@ -61,12 +80,14 @@ class TileBlender:
         return self._levels[-1]
 
     def blend(self, fg: np.ndarray, alpha: np.ndarray, out: np.ndarray, tiles: np.ndarray | None = None,
-              wrap: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              wrap: tuple[np.ndarray, np.ndarray] | None = None, alpha_small: np.ndarray | None = None,
+              alpha_level: int = 0) -> np.ndarray:
         """Composite ``fg`` over the background already in ``out`` with ``alpha``.
 
         ``tiles``: optional extra tile map (uint8 [H/8, W/8], nonzero = also process); ``wrap``: optional
         ``(colour, weight)`` full-frame images for light wrap: inside those tiles the foreground is first mixed
-        towards ``colour`` by ``weight`` (uint8), then composited.
+        towards ``colour`` by ``weight`` (uint8), then composited. ``alpha_small``: optionally the alpha
+        ``alpha_level`` halvings smaller whose bilinear upscale ``alpha`` is (saves finding the tiles at full size).
         """
         h, w = alpha.shape
         if h % TILE or w % TILE or not (fg.flags.c_contiguous and out.flags.c_contiguous):
@@ -77,7 +98,11 @@ class TileBlender:
             self._alloc(h, w)
         cv2.compare(alpha, 255, cv2.CMP_EQ, dst=self._opaque)
         cv2.copyTo(fg, self._opaque, dst=out)
-        tmap = self.tiles_of(alpha)
+        if alpha_small is not None and 1 <= alpha_level <= 3 and alpha_small.shape == self._levels[
+                alpha_level - 1].shape:
+            tmap = self.tiles_from_small(alpha_small, alpha_level)
+        else:
+            tmap = self.tiles_of(alpha)
         if tiles is not None:
             tmap = cv2.bitwise_or(tmap, tiles)
         idx = np.flatnonzero(tmap)

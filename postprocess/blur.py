@@ -63,7 +63,10 @@ class BokehBlur:
         self._small = np.empty(shape + (3,), np.uint8)
 
     def process(self, frame: np.ndarray, alpha: np.ndarray, strength: float, out: np.ndarray,
-                frame_levels: list[np.ndarray] | None = None) -> np.ndarray:
+                frame_levels: list[np.ndarray] | None = None, alpha_small: np.ndarray | None = None,
+                alpha_level: int = 0) -> np.ndarray:
+        """``frame_levels``: the frame already halved 1, 2, ... times, if the caller has it; ``alpha_small``: the
+        alpha already ``alpha_level`` halvings smaller, if the caller has it."""
         h, w = frame.shape[:2]
         radius = blur_radius(strength, w)
         if radius < 0.5:
@@ -77,7 +80,11 @@ class BokehBlur:
             small_frame = self._frame_pyr.build(frame_levels[have - 1], level - have)[-1]
         else:
             small_frame = self._frame_pyr.build(frame, level)[-1]
-        small_alpha = self._alpha_pyr.build(alpha, level)[level - 1]
+        if alpha_small is not None and 1 <= alpha_level <= level and alpha_small.shape[1] == w >> alpha_level:
+            small_alpha = (alpha_small if alpha_level == level
+                           else self._alpha_pyr.build(alpha_small, level - alpha_level)[-1])
+        else:
+            small_alpha = self._alpha_pyr.build(alpha, level)[-1]
         shape = small_alpha.shape
         if self._key != (shape[0], shape[1], level):
             self._alloc(shape, level)

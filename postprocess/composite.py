@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .blend import TileBlender, blend_full
 from .blur import BokehBlur
+from .mask import RefineHints
 from .pyramid import Pyramid
 
 _WRAP_LEVEL = 2  # light wrap is computed at 1/4 resolution
@@ -193,14 +194,17 @@ class Compositor:
         if ok:
             cover_fit(frame, self._bg.shape[1], self._bg.shape[0], self._bg)
 
-    def _wrap(self, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    def _wrap(self, alpha: np.ndarray, small: np.ndarray | None,
+              small_level: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None] | tuple[None, None]:
         """Light-wrap (colour, weight) images and their tile map, or (None, None) when nothing to wrap."""
         lw = self.settings.light_wrap
         h, w = alpha.shape
         if lw <= 0 or (h >> _WRAP_LEVEL) < 4 or (w >> _WRAP_LEVEL) < 4:
             return None, None
-        levels = self._alpha_pyr.build(alpha, _WRAP_LEVEL + 1)
-        a = levels[_WRAP_LEVEL - 1]
+        if small is not None and 1 <= small_level <= _WRAP_LEVEL and small.shape[1] == w >> small_level:
+            a = small if small_level == _WRAP_LEVEL else self._alpha_pyr.build(small, _WRAP_LEVEL - small_level)[-1]
+        else:
+            a = self._alpha_pyr.build(alpha, _WRAP_LEVEL)[-1]
         inv_blur = cv2.GaussianBlur(cv2.bitwise_not(a), (0, 0), _WRAP_SIGMA)
         # weight = lw * alpha * blur(1 - alpha): only inside the person, near its edge
         weight = cv2.multiply(a, inv_blur, scale=lw / 255.0)
@@ -212,12 +216,11 @@ class Compositor:
         return (self._wrap_colour, self._wrap_weight), tiles
 
     # per frame -----------------------------------------------------------------------------------------------
-    def process(self, frame: np.ndarray, alpha: np.ndarray | None,
-                frame_levels: list[np.ndarray] | None = None) -> np.ndarray:
+    def process(self, frame: np.ndarray, alpha: np.ndarray | None, hints: RefineHints | None = None) -> np.ndarray:
         """``frame``: BGR uint8 [H, W, 3]; ``alpha``: uint8 [H, W] (0..255) or float32 [H, W] (0..1); None (no
-        mask) keeps the whole frame (only mirrored if asked).
-        ``frame_levels``: optional, the frame already halved 1, 2, ... times (``MaskRefiner.frame_levels``),
-        reused by the blur instead of downscaling the frame again."""
+        mask) keeps the whole frame (only mirrored if asked). ``hints``: optional ``MaskRefiner.hints`` from the
+        call that produced ``alpha`` for this ``frame``: its downscaled frame and alpha are reused instead of
+        recomputed (same result, less work)."""
         s = self.settings
         height, width = frame.shape[:2]
         if s.mode == "passthrough" or alpha is None:
@@ -233,10 +236,13 @@ class Compositor:
         if alpha.dtype != np.uint8:
             self._alpha_u8 = _as_uint8(alpha, self._alpha_u8)
             alpha = self._alpha_u8
+            hints = None
+        levels, small, small_level = (hints.frame_levels, hints.alpha_small, hints.alpha_level) if hints else (
+            None, None, 0)
         out = self._out
         wrap, tiles = None, None
         if s.mode == "blur":
-            self._blur.process(frame, alpha, s.blur_strength, out, frame_levels)
+            self._blur.process(frame, alpha, s.blur_strength, out, levels, small, small_level)
         else:
             if s.mode == "video":
                 self._next_video_frame()
@@ -244,8 +250,8 @@ class Compositor:
                     self._wrap_colour_from_bg()
             np.copyto(out, self._bg)
             if s.mode in ("image", "video"):
-                wrap, tiles = self._wrap(alpha)
-        self._blender.blend(frame, alpha, out, tiles=tiles, wrap=wrap)
+                wrap, tiles = self._wrap(alpha, small, small_level)
+        self._blender.blend(frame, alpha, out, tiles=tiles, wrap=wrap, alpha_small=small, alpha_level=small_level)
         if s.mirror:
             cv2.flip(out, 1, dst=out)
         return out

@@ -15,6 +15,8 @@ Output: ``uint8 [H, W]`` alpha, 0 = background, 255 = person, in a buffer reused
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +59,14 @@ class MaskSettings(BaseModel):
                                 "(still)")
     motion_ramp: float = Field(12.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
                                "pixel counts as fully moving")
+
+
+class RefineHints(NamedTuple):
+    """By-products of one :meth:`MaskRefiner.process` call, valid for that frame and alpha only."""
+
+    frame_levels: list[np.ndarray]  # the frame halved 1, 2, ... times (BGR uint8)
+    alpha_small: np.ndarray  # the alpha at the work resolution (uint8), before the final bilinear upscale
+    alpha_level: int  # how many halvings of the frame the work resolution is
 
 
 def _alpha_lut(s: MaskSettings) -> np.ndarray:
@@ -119,9 +129,17 @@ class MaskRefiner:
 
     @property
     def frame_levels(self) -> list[np.ndarray]:
-        """The last frame halved 1, 2, ... times (BGR uint8), as computed by the last :meth:`process`; pass it to
-        :meth:`Compositor.process <vcam.postprocess.composite.Compositor.process>` to save it a downscale."""
+        """The last frame halved 1, 2, ... times (BGR uint8), as computed by the last :meth:`process`."""
         return self._pyramid.levels[: self._work_level] if self._frame_size else []
+
+    @property
+    def hints(self) -> RefineHints | None:
+        """What the last :meth:`process` computed that compositing can reuse instead of recomputing: pass it to
+        :meth:`Compositor.process <vcam.postprocess.composite.Compositor.process>` with that call's frame and
+        alpha. The arrays are buffers reused by the next call."""
+        if self._frame_size is None:
+            return None
+        return RefineHints(self.frame_levels, self._alpha_work, self._work_level)
 
     def process(self, mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """``mask``: float32 [h, w] person probability at the model's resolution; ``frame``: BGR uint8 [H, W, 3].
