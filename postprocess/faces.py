@@ -55,6 +55,18 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Downscale without aliasing, cheaply: bilinear to twice the size, then INTER_AREA's fast 2:1 path.
+
+    (INTER_AREA at a non-integer factor costs as much as the detection itself.)
+    """
+    w, h = size
+    if image.shape[1] <= 2 * w or image.shape[0] <= 2 * h:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    twice = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(twice, size, interpolation=cv2.INTER_AREA)
+
+
 class FaceTracker:
     """Finds and follows up to ``max_faces`` faces; ``update(frame)`` once per frame returns them."""
 
@@ -155,7 +167,7 @@ class FaceTracker:
             self._full.setInputSize(size)
             self._full_size = size
             self._small = np.empty((size[1], size[0], 3), np.uint8)
-        cv2.resize(frame, size, dst=self._small, interpolation=cv2.INTER_AREA)
+        self._small[:] = _shrink(frame, size)
         _, rows = self._full.detect(self._small)
         self._last_full = self._frame
         dets = [] if rows is None else [r for r in rows]
@@ -197,7 +209,7 @@ class FaceTracker:
         scale = self.crop_size / side
         cw, ch = min(self.crop_size, round((x1 - x0) * scale)), min(self.crop_size, round((y1 - y0) * scale))
         self._canvas[:] = 0
-        self._canvas[:ch, :cw] = cv2.resize(frame[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_AREA)
+        self._canvas[:ch, :cw] = _shrink(frame[y0:y1, x0:x1], (cw, ch))
         _, rows = self._crop.detect(self._canvas)
         if rows is None:
             self._miss(track)

@@ -317,6 +317,19 @@ def make_grid(model_path: Path, out_path: Path) -> None:
 # -- main ----------------------------------------------------------------------------------------------------
 
 
+def print_cost(model: Path, settings: BeautySettings) -> None:
+    print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs when measured):")
+    for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
+        c = measure_cost(model, settings, path, 150)
+        per_face = (c["ms_frame"] - c["ms_copy"]) / max(c["faces_per_frame"], 1e-9)
+        print(f"  {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} ms/frame (median pass "
+              f"{c['ms_frame_median']:.2f}), {c['faces_per_frame']:.2f} faces/frame, detection amortised; "
+              f"full-frame output copy {c['ms_copy']:.2f} ms (skipped with inplace=True); "
+              f"per face without the copy {per_face:.2f} ms; reference GaussianBlur sigma 2 on the frame "
+              f"{c['ms_reference']:.2f} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     from vcam.models.faces import yunet_path
 
@@ -329,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clip-frames", type=int, default=150)
     ap.add_argument("--every", type=int, default=15, help="measure bands on every Nth clip frame")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
+    ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cv2.setNumThreads(1)
@@ -340,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     stage = BeautyStage(settings, model_path=model)
     det = Detector(model)
 
+    if args.cost_only:
+        print_cost(model, settings)
+        return
     print(f"beauty stage, preset={args.preset} strength={args.strength}; energies after/before in the skin region")
     print(f"{'source':<28}{'faces':>6}{'fine kept':>11}{'mid kept':>10}{'outside max':>13}"
           f"{'dY in':>8}{'dY out':>8}{'dCorr':>8}")
@@ -378,16 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     corr = float(np.mean([r.corr_change / max(r.flicker_in, 1e-9) for r in still]))
     print(f"flicker on the {len(still)} stillest clips ({', '.join(r.name for r in still)}): "
           f"output change / input change = {ratio:.3f}, correction change / input change = {corr:.3f}")
-    print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs when measured):")
-    for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
-        c = measure_cost(model, settings, path, 150)
-        per_face = (c["ms_frame"] - c["ms_copy"]) / max(c["faces_per_frame"], 1e-9)
-        print(f"  {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} ms/frame (median pass "
-              f"{c['ms_frame_median']:.2f}), {c['faces_per_frame']:.2f} faces/frame, detection amortised; "
-              f"full-frame output copy {c['ms_copy']:.2f} ms (skipped with inplace=True); "
-              f"per face without the copy {per_face:.2f} ms; reference GaussianBlur sigma 2 on the frame "
-              f"{c['ms_reference']:.2f} ms")
+    print_cost(model, settings)
 
 if __name__ == "__main__":
     main()
