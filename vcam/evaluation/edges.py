@@ -39,7 +39,7 @@ from vcam.evaluation.metrics import boundary_f, iou, unexplained_change
 from vcam.postprocess.blend import blend_full
 from vcam.postprocess.blur import BokehBlur
 from vcam.postprocess.composite import BackgroundSettings, Compositor, cover_fit
-from vcam.postprocess.mask import MaskRefiner, MaskSettings
+from vcam.postprocess.mask import MaskRefiner, MaskSettings, RefineHints
 from vcam.segmenter import make_session
 
 log = logging.getLogger("vcam.evaluation.edges")
@@ -247,13 +247,21 @@ def section_temporal(seg: OnnxSegmenter, data: Path, settings: MaskSettings, cli
     return out
 
 
+PASSES = 5
+
+
 def _cpu_ms(fn, n: int) -> float:
-    times = []
-    for i in range(n):
-        t0 = time.process_time()
-        fn(i)
-        times.append(time.process_time() - t0)
-    return float(np.median(times) * 1e3)
+    """Best of ``PASSES`` passes of the median CPU time per call over ``n`` calls: the machine is shared, and the
+    least-disturbed pass is the closest to the stage's own cost."""
+    best = float("inf")
+    for _ in range(PASSES):
+        times = []
+        for i in range(n):
+            t0 = time.process_time()
+            fn(i)
+            times.append(time.process_time() - t0)
+        best = min(best, float(np.median(times) * 1e3))
+    return best
 
 
 def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frames_n: int) -> dict:
@@ -264,10 +272,11 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     refiner = MaskRefiner(settings)
     for i in range(n):  # warm-up pass
         refiner.process(masks[i], frames[i])
-    alphas, levels = [], []
+    alphas, hints = [], []
     for i in range(n):
         alphas.append(refiner.process(masks[i], frames[i]).copy())
-        levels.append([lv.copy() for lv in refiner.frame_levels])
+        h = refiner.hints
+        hints.append(RefineHints([lv.copy() for lv in h.frame_levels], h.alpha_small.copy(), h.alpha_level))
     out = {"frames": n, "refine": _cpu_ms(lambda i: refiner.process(masks[i], frames[i]), n)}
     image = str(REPO / "vcam" / "assets" / "backgrounds" / "city.jpg")
     modes = {"blur": BackgroundSettings(mode="blur"),
@@ -277,14 +286,17 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     for name, bs in modes.items():
         comp = Compositor(bs)
         comp.process(frames[0], alphas[0])
-        out[f"composite_{name}"] = _cpu_ms(lambda i: comp.process(frames[i], alphas[i], levels[i]), n)
+        out[f"composite_{name}"] = _cpu_ms(lambda i: comp.process(frames[i], alphas[i], hints[i]), n)
     comp = Compositor(BackgroundSettings(mode="blur"))
 
     def both(i: int) -> None:
         a = refiner.process(masks[i], frames[i])
-        comp.process(frames[i], a, refiner.frame_levels)
+        comp.process(frames[i], a, refiner.hints)
 
     out["refine_plus_blur"] = _cpu_ms(both, n)
+    # reference op for scale on a loaded machine: the issue measured a full-frame 51x51 Gaussian at 15.8 ms here
+    dst = np.empty_like(frames[0])
+    out["reference_gauss51_720p"] = _cpu_ms(lambda i: cv2.GaussianBlur(frames[i], (51, 51), 0, dst=dst), 20)
     return out
 
 
@@ -332,7 +344,7 @@ def print_table(results: dict, file=sys.stdout) -> None:
                 w(f"{k:<30}{v['iou_raw']:>8.4f}{v['iou_refined']:>8.4f}{v['iou_smoothed']:>8.4f}{v['bf_raw']:>8.4f}"
                   f"{v['bf_refined']:>8.4f}{v['bf_smoothed']:>8.4f}{v['flicker_human'] * 1e3:>14.2f}\n")
     if "timing" in results:
-        w("\n## CPU ms per 1280x720 frame, one thread (median of process_time, demo clip)\n")
+        w("\n## CPU ms per 1280x720 frame, one thread (best of 5 passes of the median process_time, demo clip)\n")
         for k, v in results["timing"].items():
             w(f"{k:<24}{v:>8.3f}\n" if k != "frames" else f"{'frames':<24}{v:>8d}\n")
 
@@ -379,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--sections", default="quality,composite,temporal,timing")
     p.add_argument("--clip-frames", type=int, default=150, help="frames per clip in videos/ (temporal)")
-    p.add_argument("--timing-frames", type=int, default=200)
+    p.add_argument("--timing-frames", type=int, default=100)
     p.add_argument("--blur-strength", type=int, default=BackgroundSettings().blur_strength)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--settings", default="{}", help="MaskSettings overrides as JSON, e.g. '{\"refine_eps\": 0.01}'")
