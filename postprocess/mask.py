@@ -34,7 +34,7 @@ class MaskSettings(BaseModel):
     soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false: binary "
                        "unless feathered)")
     threshold: float = Field(0.5, ge=0.05, le=0.95, description="person/background cut when soft is false")
-    snap: float = Field(0.2, ge=0.0, le=0.3,
+    snap: float = Field(0.3, ge=0.0, le=0.45,
                         description="alpha below snap becomes 0 and above 1-snap becomes 1 (removes faint tails)")
     dilate_px: float = Field(0.0, ge=0.0, le=32.0, description="grow the person by this many frame pixels")
     erode_px: float = Field(0.0, ge=0.0, le=32.0, description="shrink the person by this many frame pixels "
