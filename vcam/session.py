@@ -19,7 +19,13 @@ from .control import COMMANDS, ControlServer
 from .daemon import Daemon
 from .daily_settings import DaemonSettings, daemon_settings
 from .live_config import LiveConfig
-from .ondemand import DeviceReaderMonitor, ReaderTracker, count_open_handles, inotify_available
+from .ondemand import (
+    DeviceReaderMonitor,
+    ReaderTracker,
+    count_open_handles,
+    inotify_available,
+)
+from .postprocess.composite import cover_fit
 from .watcher import ConfigWatcher
 
 log = logging.getLogger(__name__)
@@ -35,12 +41,7 @@ def load_pause_image(path: str | None, width: int, height: int) -> np.ndarray | 
     if image is None:
         log.error("pause image %s cannot be read; using the default pause frame", path)
         return None
-    h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    resized = cv2.resize(image, (max(width, round(w * scale)), max(height, round(h * scale))),
-                         interpolation=cv2.INTER_AREA)
-    y0, x0 = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return np.ascontiguousarray(resized[y0:y0 + height, x0:x0 + width])
+    return cover_fit(image, width, height)
 
 
 def virtual_device_path(daemon: Daemon) -> str | None:
