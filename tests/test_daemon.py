@@ -38,6 +38,8 @@ def test_frames_reach_the_virtual_camera_with_right_format_and_pacing(fake_backe
     assert len(cam.frames) >= 45  # ~60 expected in 2 s at 30 fps
     assert abs(np.median(intervals) - 1 / 30) < 0.006
     assert daemon.stats.frames_processed >= 10  # throughput is a benchmark's job; this only checks flow
+    debug = daemon.pipeline.debug_view()  # what the preview page's mask debug view streams
+    assert debug is not None and debug.shape == (720, 1280, 3)
     # The output is processed, not the raw camera: the background is blurred.
     out = _decode(cam.frames[-1])
     assert out.shape == (720, 1280, 3)

@@ -116,3 +116,19 @@ def test_make_sink_specs() -> None:
     assert isinstance(make_sink("mjpeg:0"), MjpegPreviewSink)
     with pytest.raises(SinkError, match="unknown sink"):
         make_sink("ndi:foo")
+
+
+def test_preview_debug_view_streams_the_mask_overlay(demo_frame) -> None:
+    debug = demo_frame.copy()
+    debug[:, :, 2] = 255  # stand-in overlay: the daemon passes Pipeline.debug_view
+    sink = MjpegPreviewSink(port=0, debug_frame=lambda: debug)
+    sink.open(1280, 720, 30)
+    try:
+        response = _get(sink.port, f"/debug.mjpg?token={sink.token}")
+        assert response.status == 200
+        time.sleep(0.2)
+        sink.write(demo_frame)
+        head = response.read(4096)
+        assert b"Content-Type: image/jpeg" in head
+    finally:
+        sink.close()

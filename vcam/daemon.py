@@ -24,7 +24,7 @@ from .buffers import TripleBuffer
 from .config import Config
 from .pipeline import Pipeline, placeholder_frame
 from .segmenter import ModelError, Segmenter, load_segmenter
-from .sinks import SinkError, SinkWorker, make_sink
+from .sinks import MjpegPreviewSink, SinkError, SinkWorker, make_sink
 from .sources import FrameSource, SourceError, normalize_frame, open_source
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ class Daemon:
         self.pipeline = Pipeline(config, self.segmenter)
         self.sink_workers = [SinkWorker(s) for s in (sinks if sinks is not None else
                                                       [make_sink(spec) for spec in config.output.sinks])]
+        for worker in self.sink_workers:  # the preview page's mask debug view (a cosmetic tear is harmless)
+            if isinstance(worker.sink, MjpegPreviewSink) and worker.sink.debug_frame is None:
+                worker.sink.debug_frame = self.pipeline.debug_view
         self.stats = DaemonStats()
         self._captured = TripleBuffer()
         self._finished = TripleBuffer()
