@@ -317,7 +317,30 @@ def make_grid(model_path: Path, out_path: Path) -> None:
 # -- main ----------------------------------------------------------------------------------------------------
 
 
+def measure_detector(model: Path, passes: int = 5) -> dict[str, float]:
+    """CPU ms of one YuNet detection (one thread, best of ``passes``) at the tracker's two input sizes."""
+    from vcam.postprocess.faces import _shrink
+
+    frame = read_clip(DEMO, 1)[0]
+    out = {}
+    for name, size, image in (("crop 96x96", (96, 96), _shrink(frame[0:480, 560:1040], (96, 96))),
+                              ("full frame 320x180", (320, 180), _shrink(frame, (320, 180)))):
+        net = cv2.FaceDetectorYN.create(str(model), "", size, 0.6)
+        net.detect(image)
+        best = float("inf")
+        for _ in range(passes):
+            t0 = time.process_time()
+            for _ in range(40):
+                net.detect(image)
+            best = min(best, (time.process_time() - t0) / 40 * 1000)
+        out[name] = best
+    return out
+
+
 def print_cost(model: Path, settings: BeautySettings) -> None:
+    det = measure_detector(model)
+    print("YuNet detection, CPU ms one thread (best of 5): "
+          + ", ".join(f"{k} {v:.2f} ms" for k, v in det.items()))
     print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs when measured):")
     for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
