@@ -31,6 +31,7 @@ import numpy as np
 
 from .faces import Face
 
+
 @dataclass(frozen=True)
 class SkinParams:
     """Effect amounts at the stage's current strength (see ``BeautyStage``)."""
@@ -113,7 +114,7 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
         return
 
     def ellipse(centre: np.ndarray, ax: float, ay: float) -> None:
-        c = (int(round(centre[0] * 16)), int(round(centre[1] * 16)))
+        c = (round(centre[0] * 16), round(centre[1] * 16))
         cv2.ellipse(canvas, c, (int(ax * 16), int(ay * 16)), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
 
     across = (le - re) / ed  # from the subject's right eye to the left one
@@ -157,7 +158,7 @@ class SkinFilter:
 
     def _skin_model(self, state: _TrackState, region: FaceRegion, ycc: np.ndarray, scale: float) -> SkinModel:
         """CrCb statistics of the cheeks and nose between eyes and mouth, blended into the track's model."""
-        re, le, nose, rm, lm = region.landmarks * scale
+        re, le, _nose, rm, lm = region.landmarks * scale
         ed = float(np.hypot(*(le - re)))
         xa, xb = sorted((float(re[0]), float(le[0])))
         ya = float(max(re[1], le[1])) + 0.25 * ed
@@ -198,7 +199,7 @@ class SkinFilter:
         # Hair can have the skin's colour (blond, red): it is told apart by its strands, i.e. fine texture.
         # Only towards the rim of the face, where hair is, so that blemishes in the middle still count as skin.
         hp = y - cv2.GaussianBlur(y, (3, 3), 0)
-        k = 2 * max(1, int(round(0.05 * region.face_w))) + 1
+        k = 2 * max(1, round(0.05 * region.face_w)) + 1
         texture = cv2.boxFilter(hp * hp, -1, (k, k))
         inner = texture[::2, ::2][inner_sample]
         ref = max(4.0, float(np.median(inner))) if inner.size else 16.0  # the face's own skin texture
@@ -262,7 +263,7 @@ class SkinFilter:
 
         # Small dark spots left after that: a black top-hat finds them, filled by their own depth.
         if p.spot > 0:
-            k = 2 * max(1, int(round(0.035 * region.face_w))) + 1
+            k = 2 * max(1, round(0.035 * region.face_w)) + 1
             kernel = np.ones((k, k), np.uint8)  # a rectangle: separable, 4x cheaper than an ellipse
             # On the lightly blurred result, so single-pixel texture (pores, noise) is not taken for a spot.
             tophat = cv2.morphologyEx(cv2.GaussianBlur(corr + y, (3, 3), 0), cv2.MORPH_BLACKHAT, kernel)
@@ -347,7 +348,7 @@ def guided_filter(image: np.ndarray, radius: float, eps: float, small: np.ndarra
     h, w = image.shape[:2]
     if small is None:
         small = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    r = max(1, int(round(radius / 2)))
+    r = max(1, round(radius / 2))
     ksize = (2 * r + 1, 2 * r + 1)
     mean = cv2.boxFilter(small, -1, ksize)
     var = cv2.boxFilter(small * small, -1, ksize) - mean * mean

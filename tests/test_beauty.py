@@ -10,10 +10,17 @@ import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
-
-from vcam.evaluation.beauty import Detector, fine_band, luma, mid_band, outside_max_diff, skin_region
 from vcam.models.faces import yunet_path
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
+
+from vcam.evaluation.beauty import (
+    Detector,
+    fine_band,
+    luma,
+    mid_band,
+    outside_max_diff,
+    skin_region,
+)
 
 DEMO = Path(__file__).resolve().parents[1] / "vcam" / "assets" / "demo.mp4"
 ON = BeautySettings(enabled=True)

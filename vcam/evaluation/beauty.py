@@ -112,7 +112,7 @@ class Pool:
         self.ratios.append((float((fa * fa).sum() / max((fb * fb).sum(), 1e-9)),
                             float((ma * ma).sum() / max((mb * mb).sum(), 1e-9))))
 
-    def merge(self, other: "Pool") -> None:
+    def merge(self, other: Pool) -> None:
         for k in range(2):
             self.fine[k] += other.fine[k]
             self.mid[k] += other.mid[k]
