@@ -334,8 +334,14 @@ def print_table(results: dict, file=sys.stdout) -> None:
               f"{v['flicker_smoothed'] * 1e3:>8.2f}{_pct(v['flicker_smoothed'], v['flicker_raw']):>8}"
               f"{v['lag_mean_px']:>9.2f}{v['lag_p95_px']:>6.1f}{v['lag_p99_px']:>6.1f}\n")
         m = {k: float(np.mean(x)) for k, x in tot.items()}
-        w(f"{'mean':<30}{m['raw'] * 1e3:>7.2f}{m['ref'] * 1e3:>8.2f}{m['sm'] * 1e3:>8.2f}"
+        w(f"{'mean (pooled)':<30}{m['raw'] * 1e3:>7.2f}{m['ref'] * 1e3:>8.2f}{m['sm'] * 1e3:>8.2f}"
           f"{_pct(m['sm'], m['raw']):>8}\n")
+        for group in ("clip/", "davis/"):
+            ratios = [v["flicker_smoothed"] / v["flicker_raw"] for k, v in results["temporal"].items()
+                      if k.startswith(group) and v["flicker_raw"] > 0]
+            if ratios:
+                w(f"{group + '* median change vs raw':<38}{(np.median(ratios) - 1) * 100:>+7.0f}%   "
+                  f"(mean {(np.mean(ratios) - 1) * 100:+.0f}%, n={len(ratios)})\n")
         w("\n## DAVIS person sequences vs human masks (IoU, boundary F 3 px)\n")
         w(f"{'sequence':<30}{'IoU raw':>8}{'IoU ref':>8}{'IoU sm':>8}{'BF raw':>8}{'BF ref':>8}{'BF sm':>8}"
           f"{'human flicker':>14}\n")
@@ -394,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-frames", type=int, default=100)
     p.add_argument("--blur-strength", type=int, default=BackgroundSettings().blur_strength)
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--load", type=Path, help="print the table of a results file written by --json, run nothing")
     p.add_argument("--settings", default="{}", help="MaskSettings overrides as JSON, e.g. '{\"refine_eps\": 0.01}'")
     p.add_argument("--strip-source", type=Path, help="strip: a clip or a temporal/<seq> folder "
                    "(default: DAVIS dance-twirl)")
@@ -403,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "edges-strip.png")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.load:
+        print_table(json.loads(args.load.read_text()))
+        return 0
     cv2.setNumThreads(1)
     seg = OnnxSegmenter(args.segmenter)
     settings = MaskSettings(**json.loads(args.settings))
