@@ -36,7 +36,7 @@ def blur_level(radius: float, width: int, height: int) -> int:
 def disk_kernel(radius: float) -> np.ndarray:
     """Normalised anti-aliased disk (float32)."""
     r = max(radius, 0.5)
-    n = int(math.ceil(r - 0.5))
+    n = math.ceil(r - 0.5)
     y, x = np.mgrid[-n:n + 1, -n:n + 1].astype(np.float32)
     k = np.clip(r + 0.5 - np.sqrt(x * x + y * y), 0.0, 1.0)
     return (k / k.sum()).astype(np.float32)

@@ -70,7 +70,7 @@ class BackgroundSettings(BaseModel):
         return parse_color(value)
 
     @model_validator(mode="after")
-    def _needs_file(self) -> "BackgroundSettings":
+    def _needs_file(self) -> BackgroundSettings:
         if self.mode == "image" and not self.image:
             raise ValueError("mode 'image' needs `image` (a path to a picture)")
         if self.mode == "video" and not self.video:

@@ -8,10 +8,14 @@ import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
-
 from vcam.postprocess.blend import TileBlender, blend_full
 from vcam.postprocess.blur import BokehBlur
-from vcam.postprocess.composite import BackgroundSettings, Compositor, cover_fit, render_mask_debug
+from vcam.postprocess.composite import (
+    BackgroundSettings,
+    Compositor,
+    cover_fit,
+    render_mask_debug,
+)
 from vcam.postprocess.mask import MaskRefiner, MaskSettings
 
 from .conftest import read_demo_frames
@@ -99,7 +103,7 @@ def test_normalised_blur_does_not_bleed_the_person_into_the_background(scene) ->
 
 
 def test_image_mode_cover_fits(scene) -> None:
-    frames, alphas = scene
+    frames, _ = scene
     h, w = frames[0].shape[:2]
     picture = cv2.imread(str(IMAGE))
     empty = np.zeros((h, w), np.uint8)
@@ -213,7 +217,7 @@ def test_refiner_hints_give_the_same_composite(scene, settings, mask_settings) -
 
 
 def test_video_mode_loops(scene, tmp_path: Path) -> None:
-    frames, alphas = scene
+    frames, _ = scene
     path = tmp_path / "bg.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
     colours = [(0, 0, 200), (0, 200, 0), (200, 0, 0)]

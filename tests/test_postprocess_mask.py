@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from vcam.postprocess.mask import MaskRefiner, MaskSettings
 
 from vcam.evaluation.metrics import iou
-from vcam.postprocess.mask import MaskRefiner, MaskSettings
 from vcam.segmenter import make_session
 
 from .conftest import read_demo_frames
@@ -74,11 +74,11 @@ def test_dilation_erosion_and_feathering_compose_with_refinement(clip) -> None:
     grown = still(MaskSettings(dilate_px=8), masks[0], frames[0])
     shrunk = still(MaskSettings(erode_px=8), masks[0], frames[0])
     feathered = still(MaskSettings(feather_px=6), masks[0], frames[0])
-    area = lambda a: np.count_nonzero(a > 127)  # noqa: E731
+    area = lambda a: np.count_nonzero(a > 127)
     assert area(grown) > area(base) * 1.02 and area(shrunk) < area(base) * 0.98
     # dilation keeps the refined soft edge soft (it moves it), it does not binarise it
     assert np.count_nonzero((grown > 0) & (grown < 255)) > 0.5 * np.count_nonzero((base > 0) & (base < 255))
-    soft = lambda a: np.count_nonzero((a > 0) & (a < 255))  # noqa: E731
+    soft = lambda a: np.count_nonzero((a > 0) & (a < 255))
     assert soft(feathered) > 1.3 * soft(base)
     # equal dilation and erosion (a closing) keep the outline roughly where it was
     closed = still(MaskSettings(dilate_px=6, erode_px=6), masks[0], frames[0])

@@ -286,7 +286,7 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     for name, bs in modes.items():
         comp = Compositor(bs)
         comp.process(frames[0], alphas[0])
-        out[f"composite_{name}"] = _cpu_ms(lambda i: comp.process(frames[i], alphas[i], hints[i]), n)
+        out[f"composite_{name}"] = _cpu_ms(lambda i, c=comp: c.process(frames[i], alphas[i], hints[i]), n)
     comp = Compositor(BackgroundSettings(mode="blur"))
 
     def both(i: int) -> None:
@@ -369,8 +369,11 @@ def write_strip(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSett
         a0 = still.process(m, f)
         a1 = smooth.process(m, f)
         if i >= start and (i - start) % step == 0:
-            h = round(f.shape[0] * width / f.shape[1])
-            small = lambda x: cv2.resize(x, (width, h), interpolation=cv2.INTER_AREA)  # noqa: E731
+            size = (width, round(f.shape[0] * width / f.shape[1]))
+
+            def small(x: np.ndarray, size: tuple[int, int] = size) -> np.ndarray:
+                return cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+
             diff = cv2.cvtColor(small(a1), cv2.COLOR_GRAY2BGR)
             # where smoothing keeps person that the unsmoothed alpha dropped (a trail) -> red
             trail = small(cv2.subtract(a1, a0))
