@@ -180,3 +180,18 @@ def test_box_is_steady_on_a_still_face(frames: list[np.ndarray]) -> None:
         stage.process(frames[10])  # the same frame again and again: the region must settle and stay
         rects.append(stage.regions[0])
     assert len(set(rects[20:])) == 1
+
+
+def test_two_faces_side_by_side(frames: list[np.ndarray]) -> None:
+    # Two copies of the demo frame, mirrored: two faces, each tracked and smoothed, nothing else touched.
+    pairs = [np.ascontiguousarray(np.hstack([f[:, 400:1100], f[:, 400:1100][:, ::-1]])) for f in frames[:12]]
+    stage = BeautyStage(ON, model_path=yunet_path())
+    for p in pairs:
+        out = stage.process(p)
+    assert len(stage.regions) == 2
+    assert len({f.track_id for f in stage.faces}) == 2
+    assert outside_max_diff(pairs[-1], out, stage.regions) == 0
+    one = BeautyStage(BeautySettings(enabled=True, max_faces=1), model_path=yunet_path())
+    for p in pairs:
+        one.process(p)
+    assert len(one.regions) == 1
