@@ -134,6 +134,8 @@ class _TrackState:
     luma: np.ndarray | None = None  # previous working-resolution luma
     corr: np.ndarray | None = None  # previous luma correction (working resolution)
     tone: np.ndarray | None = None  # previous tone correction (half the working resolution, BGR)
+    mask: np.ndarray | None = None  # skin mask at half working resolution
+    reused: bool = False  # the last frame reused the mask and tone of the one before
     geometry_key: tuple | None = None  # what the cached geometry was made for
     geometry: tuple[np.ndarray, ...] | None = None  # see SkinFilter._geometry
 
@@ -245,7 +247,14 @@ class SkinFilter:
         half8 = cv2.resize(work8, (hw, hh), interpolation=cv2.INTER_AREA)
         ycc = cv2.cvtColor(half8, cv2.COLOR_BGR2YCrCb)
         y_half = ycc[..., 0].astype(np.float32)
-        m_half = self.mask(state, region, ycc, y_half)
+        # The skin mask and the tone change slowly: while the region stays put, every other frame reuses them.
+        reuse = state.rect == region.rect and state.scale == region.scale and not state.reused
+        reuse = reuse and state.mask is not None
+        if reuse:
+            m_half = state.mask
+        else:
+            m_half = state.mask = self.mask(state, region, ycc, y_half)
+        state.reused = reuse
         m = cv2.resize(m_half, (ww, wh), interpolation=cv2.INTER_LINEAR)
         self.last_mask = m
         y = cv2.cvtColor(work8, cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -287,7 +296,9 @@ class SkinFilter:
         # Tone: chroma pulled towards the face's mean skin chroma, at half resolution.
         tone = None
         total = float(m_half.sum())
-        if p.tone > 0 and total > 1 and state.model is not None:
+        if reuse and p.tone > 0 and state.tone is not None:
+            tone = state.tone
+        elif p.tone > 0 and total > 1 and state.model is not None:
             small = half8.astype(np.float32)
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
             weights = m_half.reshape(1, -1) / total
