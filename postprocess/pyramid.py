@@ -1,7 +1,7 @@
 """Cheap power-of-two downscaling and the working-resolution arithmetic shared by the mask and compositing stages.
 
-A 2x INTER_LINEAR reduction samples the centre of each 2x2 block, which for even sizes is exactly the 2x2 box
-average (what INTER_AREA computes), at a quarter of INTER_AREA's cost for non-2x factors in OpenCV.
+Each level is an exact 2x reduction with INTER_AREA (the 2x2 box average, OpenCV's fastest 2x path); a direct
+INTER_AREA resize by 4 or 8 costs several times more than this chain of halvings.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Pyramid:
             self.levels = [np.empty(s, image.dtype) for s in shapes]
         src = image
         for buf in self.levels:
-            cv2.resize(src, (buf.shape[1], buf.shape[0]), dst=buf, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(src, (buf.shape[1], buf.shape[0]), dst=buf, interpolation=cv2.INTER_AREA)
             src = buf
         return self.levels
 
