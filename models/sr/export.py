@@ -92,23 +92,40 @@ def write_card(onnx_path: Path, card_path: Path, source: str, extra: dict | None
     return card
 
 
+def training_history(ckpt_path: Path) -> list[dict]:
+    """The training phases behind a checkpoint, oldest first (follows ``--init`` back to its source)."""
+    phases: list[dict] = []
+    path: Path | None = ckpt_path
+    while path is not None and path.exists():
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        args = ck.get("args") or {}
+        phase = {"checkpoint": str(path), "steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 1),
+                 "config": ck.get("config", {})}
+        if args:
+            phase["loss"], phase["lr"], phase["bn_freeze"] = args.get("loss"), args.get("lr"), args.get("bn_freeze")
+        phases.insert(0, phase)
+        init = args.get("init")
+        path = Path(init) if init not in (None, "None") else None
+    return phases
+
+
+DEFAULT_SOURCE = ("vcam TinySR trained from scratch by vcam.models.sr.train on ../shared/data photos and video "
+                  "frames (held-out clips excluded; see docs/sr.md), exported by vcam.models.sr.export")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", type=Path, required=True, help="training checkpoint (runs/sr/final.pt)")
     p.add_argument("--out", type=Path, default=shipped_model_path())
+    p.add_argument("--source", default=DEFAULT_SOURCE, help="the card's source line")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     net = load_checkpoint(args.ckpt)
     err = export_onnx(net, args.out)
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     card_path = args.out.with_suffix(".json") if args.out != shipped_model_path() else shipped_card_path()
     params = sum(int(np.prod(t.shape)) for t in to_inference(copy.deepcopy(net)).state_dict().values())
-    write_card(args.out, card_path,
-               source=("vcam TinySR, trained by `python -m vcam.models.sr.train --out runs/sr --minutes 45` "
-                       "on ../shared/data photos and video frames (held-out clips excluded), exported by "
-                       "`python -m vcam.models.sr.export --ckpt runs/sr/final.pt`"),
-               extra={"training": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 1),
-                                   "config": ck.get("config", {})},
+    write_card(args.out, card_path, source=args.source,
+               extra={"training": training_history(args.ckpt),
                       "export_max_abs_diff_vs_unfolded": err,
                       "params_folded_incl_fixed_anchor": params})
     log.info("card %s", card_path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,15 +110,19 @@ def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99) -
     return {name: s / max(count, 1) for name, s in sums.items()} | {"still_pixels": count}
 
 
-def _cpu_ms(fn: Callable[[], object], runs: int = 40) -> dict:
-    for _ in range(3):
-        fn()
-    times = []
+def _cpu_ms(fns: dict[str, Callable[[], object]], runs: int = 60) -> dict[str, dict]:
+    """CPU ms per call of each function, measured round-robin so load changes hit all of them alike."""
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        t0 = time.process_time()
-        fn()
-        times.append((time.process_time() - t0) * 1e3)
-    return {"median_cpu_ms": round(float(np.median(times)), 2), "min_cpu_ms": round(float(np.min(times)), 2)}
+        for name, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            times[name].append((time.process_time() - t0) * 1e3)
+    return {name: {"median_cpu_ms": round(float(np.median(t)), 2), "min_cpu_ms": round(float(np.min(t)), 2)}
+            for name, t in times.items()}
 
 
 def demo_frame_360p() -> np.ndarray:
@@ -148,18 +153,20 @@ def speed(model: Path) -> dict:
     x = np.random.default_rng(0).random((1, 1, 360, 640), dtype=np.float32)
     sess = whole.session
     name = sess.get_inputs()[0].name
-    res = {
-        "model_640x360": _cpu_ms(lambda: sess.run(None, {name: x})),
-        "stage_whole_frame": _cpu_ms(lambda: whole.process(frame, None, OUT_SIZE)),
-        "plain_bilinear_resize": _cpu_ms(lambda: cv2.resize(frame, OUT_SIZE, interpolation=cv2.INTER_LINEAR)),
-        "onnxruntime": ort.__version__,
+    fns: dict[str, Callable[[], object]] = {
+        "model_640x360": lambda: sess.run(None, {name: x}),
+        "stage_whole_frame": lambda: whole.process(frame, None, OUT_SIZE),
+        "plain_bilinear_resize": lambda: cv2.resize(frame, OUT_SIZE, interpolation=cv2.INTER_LINEAR),
     }
     mask = person_mask(frame)
     if mask is not None:
-        res["stage_person_only"] = _cpu_ms(lambda: person.process(frame, mask, OUT_SIZE))
+        fns["stage_person_only"] = lambda: person.process(frame, mask, OUT_SIZE)
+    res: dict = _cpu_ms(fns)
+    res["onnxruntime"] = ort.__version__
+    res["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if mask is not None and person.last_box is not None:
         box = person.last_box
-        if box is not None:
-            res["person_box_fraction_of_frame"] = round((box[2] - box[0]) * (box[3] - box[1]) / (640 * 360), 3)
+        res["person_box_fraction_of_frame"] = round((box[2] - box[0]) * (box[3] - box[1]) / (640 * 360), 3)
     return res
 
 
@@ -208,6 +215,7 @@ def table(q: dict, t: dict, s: dict, c: dict) -> str:
                      f"(median / min) | {s['stage_person_only']['median_cpu_ms']:.2f} / "
                      f"{s['stage_person_only']['min_cpu_ms']:.2f} |")
     lines.append(f"| plain bilinear resize ms (median) | {s['plain_bilinear_resize']['median_cpu_ms']:.2f} |")
+    lines.append(f"| machine load average while timing (2 cores) | {s['load_average_1min']:.2f} |")
     return "\n".join(lines)
 
 
