@@ -27,6 +27,7 @@ __all__ = ["CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "pers
 
 CONTEXT = 8  # low-res pixels read around the box (TinySR's receptive field reaches 7); even keeps the grid
 _ALIGN = 8  # box corners on multiples of this: fewer distinct ORT input shapes, even sizes
+_SLACK = 0.03  # extra room (fraction of the frame width) given to a new box, so small moves stay inside it
 
 
 class UpscaleSettings(BaseModel):
@@ -122,7 +123,8 @@ class Upscaler:
         cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=cv2.INTER_LINEAR)
         box = (0, 0, w, h)
         if mask is not None and self.settings.person_only:
-            box = self._stable_box(person_box(mask, (h, w), self.settings.mask_threshold, self.settings.margin))
+            found = person_box(mask, (h, w), self.settings.mask_threshold, self.settings.margin)
+            box = self._stable_box(found, (h, w))
         if box is not None and box[2] > box[0] and box[3] > box[1]:
             self._sr_luma(ycc, up, box)
             self.last_box = box
@@ -149,14 +151,22 @@ class Upscaler:
         cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return out
 
-    def _stable_box(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
-        """Keep last frame's box while it still contains the person and is not much bigger (no seam jitter)."""
+    def _stable_box(self, box: tuple[int, int, int, int] | None, frame_hw: tuple[int, int]
+                    ) -> tuple[int, int, int, int] | None:
+        """Keep last frame's box while it still contains the person and is not much bigger; a new box gets some
+        slack. Fewer box changes: a still seam between SR and bilinear, and fewer ORT input shapes."""
         prev = self._prev_box
-        if box is not None and prev is not None:
+        if box is None:
+            self._prev_box = None
+            return None
+        if prev is not None:
             inside = prev[0] <= box[0] and prev[1] <= box[1] and prev[2] >= box[2] and prev[3] >= box[3]
-            area = (box[2] - box[0]) * (box[3] - box[1])
-            if inside and (prev[2] - prev[0]) * (prev[3] - prev[1]) <= 1.3 * area:
-                box = prev
+            if inside and _area(prev) <= 1.5 * _area(box):
+                return prev
+        h, w = frame_hw
+        slack = int(_SLACK * w)
+        box = (max(0, (box[0] - slack) // 16 * 16), max(0, (box[1] - slack) // 16 * 16),
+               min(w, -(-(box[2] + slack) // 16) * 16), min(h, -(-(box[3] + slack) // 16) * 16))
         self._prev_box = box
         return box
 
@@ -187,6 +197,10 @@ class Upscaler:
             self._input = self._session.get_inputs()[0].name
             self._output = self._session.get_outputs()[0].name
         return self._session
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _buffer(buf: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
