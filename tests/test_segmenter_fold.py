@@ -63,7 +63,8 @@ def test_strided_and_depthwise_blocks_fold(demo_frames: list[np.ndarray]) -> Non
     assert torch.allclose(got, want, atol=1e-5, rtol=0), float((got - want).abs().max())
 
 
-def test_export_matches_torch(tmp_path, demo_frames: list[np.ndarray]) -> None:
+@pytest.mark.parametrize("flip_tta", [False, True])
+def test_export_matches_torch(tmp_path, demo_frames: list[np.ndarray], flip_tta: bool) -> None:
     ort = pytest.importorskip("onnxruntime")
     from vcam.models.segmenter.export import export_onnx
     from vcam.models.segmenter.model import ExportWrapper
@@ -72,12 +73,12 @@ def test_export_matches_torch(tmp_path, demo_frames: list[np.ndarray]) -> None:
     net = SegNet(cfg)
     x = _batch(demo_frames[:1], cfg.input_size)
     _train_bn(net, x)
-    path = export_onnx(net, tmp_path / "tiny.onnx")
+    path = export_onnx(net, tmp_path / "tiny.onnx", flip_tta=flip_tta)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image"] and [o.name for o in sess.get_outputs()] == ["mask"]
     got = sess.run(["mask"], {"image": x.numpy()})[0]
     with torch.no_grad():
-        want = ExportWrapper(net.eval())(x).numpy()
+        want = ExportWrapper(net.eval(), flip_tta=flip_tta)(x).numpy()
     assert got.shape == (1, 1, 72, 128)
     assert np.abs(got - want).max() < 1e-5
     ops = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}

@@ -27,14 +27,15 @@ def load_checkpoint(path: Path) -> SegNet:
     return net
 
 
-def export_onnx(net: SegNet, out: Path, opset: int = 17, input_size: tuple[int, int] | None = None) -> Path:
+def export_onnx(net: SegNet, out: Path, opset: int = 17, input_size: tuple[int, int] | None = None,
+                flip_tta: bool = False) -> Path:
     """Fold a copy of ``net`` and write ``out``: input ``image`` [1,3,H,W] -> output ``mask`` [1,1,H,W].
 
     ``input_size`` (H, W) overrides the training size: the network is fully convolutional, so the same weights
     can run at a higher resolution (a compute tier)."""
     folded = fold_model(copy.deepcopy(net).float().eval())
     h, w = input_size or folded.cfg.input_size
-    wrapper = ExportWrapper(folded).eval()
+    wrapper = ExportWrapper(folded, flip_tta=flip_tta).eval()
     dummy = torch.rand(1, 3, h, w)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(wrapper, (dummy,), str(out), input_names=["image"], output_names=["mask"], opset_version=opset,
@@ -75,10 +76,12 @@ def main() -> None:
     parser.add_argument("--tier", choices=sorted(TIERS), default="lite", help="tier when no checkpoint is given")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the input size")
+    parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored image in the graph")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     net = load_checkpoint(args.ckpt) if args.ckpt else SegNet(TIERS[args.tier])
-    export_onnx(net, args.out, input_size=tuple(args.input_size) if args.input_size else None)
+    export_onnx(net, args.out, input_size=tuple(args.input_size) if args.input_size else None,
+                flip_tta=args.flip_tta)
 
 
 if __name__ == "__main__":

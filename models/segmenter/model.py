@@ -98,14 +98,21 @@ class SegNet(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """The shipped graph: RGB [0,1] image in, person probability out (sigmoid inside the graph)."""
+    """The shipped graph: RGB [0,1] image in, person probability out (sigmoid inside the graph).
 
-    def __init__(self, net: SegNet) -> None:
+    ``flip_tta``: also run the mirrored image and average the two probabilities (twice the compute, steadier and
+    slightly more accurate masks; used by the ``full`` tier)."""
+
+    def __init__(self, net: SegNet, flip_tta: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.flip_tta = flip_tta
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(image))
+        prob = torch.sigmoid(self.net(image))
+        if self.flip_tta:
+            prob = 0.5 * (prob + torch.flip(torch.sigmoid(self.net(torch.flip(image, dims=[3]))), dims=[3]))
+        return prob
 
 
 def count_macs(net: nn.Module, input_size: tuple[int, int]) -> int:

@@ -43,7 +43,8 @@ def sha256(path: Path) -> str:
 
 
 def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = None,
-               input_size: tuple[int, int] | None = None, ckpt_tier: str | None = None) -> Path:
+               input_size: tuple[int, int] | None = None, ckpt_tier: str | None = None,
+               flip_tta: bool = False) -> Path:
     cfg = dict(ckpt["config"])
     args = ckpt.get("args", {})
     trained_tier = ckpt_tier or tier
@@ -60,14 +61,16 @@ def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = No
         "licence_note": "vcam's own weights, under the project licence (pyproject.toml); training data licences below",
         "source": "vcam's own encoder-decoder-refine RepVGG segmenter (vcam.models.segmenter), trained from "
                   "scratch, RepVGG branches folded, exported fp32 by vcam.models.segmenter.ship"
-                  + (f"; the '{trained_tier}' weights (trained at {ckpt['config']['input_size'][0]}x"
-                     f"{ckpt['config']['input_size'][1]}) run at {cfg['input_size'][0]}x{cfg['input_size'][1]}"
-                     if trained_tier != tier else ""),
+                  + (f"; the '{trained_tier}' tier's weights" if trained_tier != tier else "")
+                  + (f"; trained at {ckpt['config']['input_size'][0]}x{ckpt['config']['input_size'][1]}, run at "
+                     f"{cfg['input_size'][0]}x{cfg['input_size'][1]}" if input_size else "")
+                  + ("; the graph averages the masks of the image and of its mirror image (flip test-time "
+                     "augmentation, twice the compute)" if flip_tta else ""),
         "sha256": sha256(onnx_path),
         "io": {"input": f"image float32 [1,3,{cfg['input_size'][0]},{cfg['input_size'][1]}] RGB in [0,1]",
                "output": f"mask float32 [1,1,{cfg['input_size'][0]},{cfg['input_size'][1]}] person probability "
                          "(sigmoid inside the graph)"},
-        "architecture": cfg,
+        "architecture": cfg | {"flip_tta": flip_tta},
         "training": {
             "command": f"python -m vcam.models.segmenter.train --tier {trained_tier} --out runs/seg-{trained_tier} "
                        f"--steps {args.get('steps')} --minutes {args.get('minutes')} --threads "
@@ -102,6 +105,7 @@ def main() -> None:
     p.add_argument("--card-only", action="store_true", help="rewrite the card for the existing .onnx")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                    help="run the checkpoint at another input size (a resolution tier)")
+    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored image inside the graph")
     p.add_argument("--ckpt-tier", help="the tier the checkpoint was trained as, when it differs from --tier")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -109,9 +113,10 @@ def main() -> None:
     onnx_path = HERE / f"{card_name(args.tier)}.onnx"
     size = tuple(args.input_size) if args.input_size else None
     if not args.card_only:
-        export_onnx(load_checkpoint(args.ckpt), onnx_path, input_size=size)
+        export_onnx(load_checkpoint(args.ckpt), onnx_path, input_size=size, flip_tta=args.flip_tta)
     figures = figures_for(args.figures, f"vcam-seg-{args.tier}") if args.figures else None
-    log.info("wrote %s", write_card(onnx_path, args.tier, ckpt, figures, size, args.ckpt_tier))
+    log.info("wrote %s", write_card(onnx_path, args.tier, ckpt, figures, size, args.ckpt_tier,
+                                         args.flip_tta))
 
 
 if __name__ == "__main__":
