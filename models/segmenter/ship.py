@@ -92,9 +92,21 @@ def figures_for(eval_json: Path, name: str) -> dict:
     data = json.loads(eval_json.read_text())
     ref = data["reference"]
     pick = lambda section: {k: v for k, v in data[section].items() if k in (name, ref, "human-masks")}
+    acc, lat, fl = data["accuracy"], data["latency"], data.get("flicker", {})
+    versus = {
+        "hs_iou_points": round(100 * (acc[name]["hs_iou"] - acc[ref]["hs_iou"]), 2),
+        "hs_boundary_f_points": round(100 * (acc[name]["hs_bf"] - acc[ref]["hs_bf"]), 2),
+        "full_iou_points": round(100 * (acc[name]["full_iou"] - acc[ref]["full_iou"]), 2),
+        "full_boundary_f_points": round(100 * (acc[name]["full_bf"] - acc[ref]["full_bf"]), 2),
+        "latency_ratio_wall": round(lat[name]["ms"] / lat[ref]["ms"], 3),
+        "latency_ratio_cpu": round(lat[name]["cpu_ms"] / lat[ref]["cpu_ms"], 3),
+    }
+    if name in fl and ref in fl:
+        versus["flicker_ratio_davis"] = round(fl[name]["davis"] / fl[ref]["davis"], 3)
+        versus["flicker_ratio_videos"] = round(fl[name]["videos"] / fl[ref]["videos"], 3)
     return {"command": "python -m vcam.evaluation.segmenter --json <file>", "reference": ref,
-            "accuracy_val": pick("accuracy"), "latency_1thread": pick("latency"), "flicker": pick("flicker"),
-            "notes": data.get("notes", {})}
+            "versus_reference": versus, "accuracy_val": pick("accuracy"), "latency_1thread": pick("latency"),
+            "flicker": pick("flicker"), "protocol": "see vcam/evaluation/segmenter.py and models/segmenter/README.md"}
 
 
 def main() -> None:
