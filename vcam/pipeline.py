@@ -102,7 +102,8 @@ class Pipeline:
             return self._timed("composite", lambda: self.compositor.process(frame, None))
         alpha = self._timed("refine", lambda: self.refiner.process(mask, frame))
         self.last_alpha = alpha
-        return self._timed("composite", lambda: self.compositor.process(frame, alpha))
+        # The refiner's downscaled frame and work-resolution alpha save the compositor ~0.3 ms (same frame only).
+        return self._timed("composite", lambda: self.compositor.process(frame, alpha, self.refiner.hints))
 
     def debug_view(self) -> np.ndarray | None:
         """The mask debug view of the last processed frame (for the preview page)."""
