@@ -123,7 +123,10 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
         ellipse(eye + up * 0.40 * ed + out * 0.06 * ed, 0.50 * ed, 0.22 * ed)  # brow
     mouth = (rm + lm) / 2 - up * 0.03 * ed
     ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
-    ellipse(nose - up * 0.14 * ed, 0.32 * ed, 0.18 * ed)  # nostrils
+    ellipse(nose - up * 0.18 * ed, 0.38 * ed, 0.24 * ed)  # nostrils, below the nose-tip landmark ...
+    eyes = (re + le) / 2
+    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.40 * ed, 0.26 * ed)  # ... and where faces have them (the
+    # nose landmark drifts towards the lip on raised or turned heads)
 
 
 @dataclass
@@ -276,7 +279,8 @@ class SkinFilter:
             kernel = np.ones((k, k), np.uint8)  # a rectangle: separable, 4x cheaper than an ellipse
             # On the lightly blurred result, so single-pixel texture (pores, noise) is not taken for a spot.
             tophat = cv2.morphologyEx(cv2.GaussianBlur(corr + y, (3, 3), 0), cv2.MORPH_BLACKHAT, kernel)
-            spot = np.clip((tophat - 4.0) * (1.0 / 6.0), 0.0, p.spot)
+            # Shallow blobs are blemishes; deep ones (nostrils, eye corners the landmarks missed) are left alone.
+            spot = np.minimum(np.clip((tophat - 4.0) * (1.0 / 6.0), 0.0, p.spot), np.clip((40.0 - tophat) * 0.1, 0, 1))
             spot *= cv2.erode(m, kernel)  # only blobs with skin all around: not hair strands at the skin's edge
             corr += spot * tophat
 
