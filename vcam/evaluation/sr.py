@@ -88,8 +88,38 @@ def quality(root: Path, upscaler: Upscaler, step: int = 10, seed: int = 1234) ->
     return result
 
 
-def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99) -> dict:
-    """Mean |frame-to-frame change| of the output luma over still pixels, per method (and the original's)."""
+# single webcam traits, to see where SR gains and where it loses (sigma in 8-bit levels, JPEG quality;
+# a 2x bilinear downscale equals the area one, so it is not listed)
+TRAITS = {
+    "area only": DegradeParams(0.0, "area", 0.0, None),
+    "noise 2": DegradeParams(0.0, "area", 2.0, None),
+    "noise 4": DegradeParams(0.0, "area", 4.0, None),
+    "jpeg 85": DegradeParams(0.0, "area", 0.0, 85),
+    "noise 2 + jpeg 85": DegradeParams(0.0, "area", 2.0, 85),
+    "blur 0.6 + area": DegradeParams(0.6, "area", 0.0, None),
+    "bicubic downscale": DegradeParams(0.0, "bicubic", 0.0, None),
+}
+
+
+def per_trait(root: Path, upscaler: Upscaler, step: int = 30, seed: int = 7) -> dict:
+    """SR's PSNR-Y gain over bicubic for each single degradation trait (every ``step``-th held-out frame)."""
+    rng = np.random.default_rng(seed)
+    gains: dict[str, list[float]] = {name: [] for name in TRAITS}
+    for clip in HELD_OUT_CLIPS:
+        for hr in read_frames(root / "videos" / clip, step=step):
+            hr_y = luma(hr)
+            for name, params in TRAITS.items():
+                lr = degrade(hr, params, rng)
+                sr = luma(upscaler.process(lr, None, out_size=OUT_SIZE))
+                bic = luma(cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_CUBIC))
+                gains[name].append(psnr(sr, hr_y) - psnr(bic, hr_y))
+    return {name: round(float(np.mean(g)), 3) for name, g in gains.items()}
+
+
+def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99, clean: bool = False) -> dict:
+    """Mean |frame-to-frame change| of the output luma over still pixels, per method (and the original's).
+
+    ``clean``: area downscale only; else one webcam degradation draw per clip with fresh noise per frame."""
     rng = np.random.default_rng(seed)
     fns = methods(upscaler)
     sums = dict.fromkeys([*fns, "original"], 0.0)
@@ -98,7 +128,7 @@ def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99) -
         params = DegradeParams.draw(rng)
         prev: dict[str, np.ndarray] | None = None
         for hr in read_frames(root / "videos" / clip, limit=frames):
-            lr = degrade(hr, params, rng)
+            lr = downscale_clean(hr) if clean else degrade(hr, params, rng)
             cur = {name: luma(fn(lr)).astype(np.float32) for name, fn in fns.items()}
             cur["original"] = luma(hr).astype(np.float32)
             if prev is not None:
@@ -192,7 +222,7 @@ def complexity(model: Path, h: int = 360, w: int = 640) -> dict:
             "params_learned": int(total - anchor_params)}
 
 
-def table(q: dict, t: dict, s: dict, c: dict) -> str:
+def table(q: dict, t: dict, s: dict, c: dict, traits: dict) -> str:
     lines = ["| condition | method | PSNR Y (dB) | SSIM Y | gain vs bicubic (dB) |", "|---|---|---|---|---|"]
     for cond in ("webcam", "clean"):
         bic = q[cond]["bicubic"]["psnr_y"]
@@ -200,9 +230,12 @@ def table(q: dict, t: dict, s: dict, c: dict) -> str:
             r = q[cond][name]
             lines.append(f"| {cond} | {name} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['psnr_y'] - bic:+.2f} |")
     lines += ["", f"held-out frames: {q['frames']} ({', '.join(HELD_OUT_CLIPS)}, every 10th frame)", "",
-              "| temporal (still pixels) | mean abs frame-to-frame change (levels) |", "|---|---|"]
+              "| single trait (every 30th held-out frame) | SR gain vs bicubic, PSNR Y (dB) |", "|---|---|"]
+    lines += [f"| {name} | {g:+.2f} |" for name, g in traits.items()]
+    lines += ["", "| temporal (still pixels), mean abs frame-to-frame change (levels) | webcam | clean |",
+              "|---|---|---|"]
     for name in ("sr", "bicubic", "bilinear", "original"):
-        lines.append(f"| {name} | {t[name]:.3f} |")
+        lines.append(f"| {name} | {t['webcam'][name]:.3f} | {t['clean'][name]:.3f} |")
     lines += ["", "| complexity / speed (one thread, CPU time) | value |", "|---|---|",
               f"| GFLOPs 640x360 -> 1280x720 | {c['gflops_640x360_to_1280x720']:.2f} |",
               f"| params (learned / with fixed bicubic anchor) | {c['params_learned']} / {c['params_total']} |",
@@ -226,31 +259,48 @@ def main() -> None:
     p.add_argument("--step", type=int, default=10, help="every n-th frame of the held-out clips")
     p.add_argument("--write-card", action="store_true", help="store the figures in the shipped model's card")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--speed-only", action="store_true",
+                   help="only re-measure speed (e.g. when the shared machine is quieter); updates that card entry")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cv2.setNumThreads(1)
+    cmd = "python -m vcam.evaluation.sr"
+    if args.speed_only:
+        s = speed(args.model)
+        print(json.dumps(s, indent=2))
+        if args.write_card:
+            _update_card(args.model, {"speed_one_thread": {**s, "stat": SPEED_STAT, "command": cmd + " --speed-only"}})
+        return
     upscaler = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
     q = quality(args.data, upscaler, step=args.step)
-    t = temporal(args.data, upscaler)
+    traits = per_trait(args.data, upscaler)
+    t = {"webcam": temporal(args.data, upscaler), "clean": temporal(args.data, upscaler, clean=True)}
     s = speed(args.model)
     c = complexity(args.model)
-    print(table(q, t, s, c))
-    cmd = "python -m vcam.evaluation.sr"
+    print(table(q, t, s, c, traits))
     figures = {
         "psnr_ssim_y": {**q, "command": cmd},
-        "temporal_still_change": {**{k: round(v, 4) if isinstance(v, float) else v for k, v in t.items()},
-                                  "command": cmd},
-        "speed_one_thread": {**s, "stat": "CPU time (process_time) on a shared 2-core machine", "command": cmd},
+        "gain_per_trait_db": {**traits, "command": cmd},
+        "temporal_still_change": {**{cond: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+                                     for cond, r in t.items()}, "command": cmd},
+        "speed_one_thread": {**s, "stat": SPEED_STAT, "command": cmd},
         "complexity": {**c, "command": cmd},
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if args.write_card:
-        card_path = shipped_card_path() if args.model == shipped_model_path() else args.model.with_suffix(".json")
-        card = json.loads(card_path.read_text())
-        card["figures"] = figures
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        log.info("figures written to %s", card_path)
+        _update_card(args.model, figures)
+
+
+SPEED_STAT = "CPU time (process_time) per call, round-robin, on a shared 2-core machine (see load_average_1min)"
+
+
+def _update_card(model: Path, figures: dict) -> None:
+    card_path = shipped_card_path() if model == shipped_model_path() else model.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["figures"] = {**card.get("figures", {}), **figures}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log.info("figures written to %s", card_path)
 
 
 if __name__ == "__main__":
