@@ -117,7 +117,6 @@ class MaskRefiner:
         gw, gh = level_size(width, height, self._grid_level)
         self._work_size, self._grid_size = (ww, wh), (gw, gh)
         self._grey_work_u8 = np.empty((wh, ww), np.uint8)
-        self._grey_work = np.empty((wh, ww), np.float32)
         self._grey_grid_u8 = np.empty((gh, gw), np.uint8)
         self._grey_grid = np.empty((gh, gw), np.float32)
         self._mask_grid = np.empty((gh, gw), np.float32)
@@ -153,7 +152,6 @@ class MaskRefiner:
 
         self._pyramid.build(frame, self._work_level)
         cv2.cvtColor(self._pyramid.get(frame, self._work_level), cv2.COLOR_BGR2GRAY, dst=self._grey_work_u8)
-        np.multiply(self._grey_work_u8, np.float32(1 / 255), out=self._grey_work)
         cv2.resize(self._grey_work_u8, self._grid_size, dst=self._grey_grid_u8, interpolation=cv2.INTER_LINEAR)
         np.multiply(self._grey_grid_u8, np.float32(1 / 255), out=self._grey_grid)
         cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)
@@ -165,17 +163,21 @@ class MaskRefiner:
             self.reset()
         if not s.temporal_after_refine:
             self._smoother.process(self._mask_grid, rate, s.motion_jump)
-        if s.refine:
-            refined = self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work, s.refine_radius,
-                                     s.refine_eps)
+        if s.refine and not s.temporal_after_refine:
+            # the common path: the filter writes the uint8 alpha directly (rounded and saturated)
+            self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius, s.refine_eps,
+                           out_u8=self._alpha_work)
         else:
-            cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
-            refined = self._mask_work
-        if s.temporal_after_refine:
-            self._smoother.process(refined, rate, s.motion_jump)
-        # float [0,1] (guided filter may overshoot) -> uint8, clipped at both ends by saturation
-        np.maximum(refined, np.float32(0), out=refined)
-        cv2.convertScaleAbs(refined, self._alpha_work, alpha=255.0)
+            if s.refine:
+                refined = self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius,
+                                         s.refine_eps)
+            else:
+                cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
+                refined = self._mask_work
+            if s.temporal_after_refine:
+                self._smoother.process(refined, rate, s.motion_jump)
+            # float [0,1] (guided filter may overshoot) -> uint8, rounded and clipped at both ends by saturation
+            cv2.multiply(refined, 255.0, dst=self._alpha_work, dtype=cv2.CV_8U)
         cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
 
         a = self._alpha_work
