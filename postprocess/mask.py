@@ -6,7 +6,7 @@ Pipeline per frame (``work`` = the frame halved until its width <= ``work_width`
 1. the model mask is resized to the grid and smoothed in time, motion-adaptively, against the grid's grey frame;
 2. edge-aware refinement: a fast guided filter fits its coefficients on the grid and applies them with the
    ``work`` grey image, so the alpha follows the image's edges at ``work`` resolution (hair, glasses, fingers);
-3. soft alpha or threshold, then dilation, erosion and feathering on the refined alpha at ``work`` resolution
+3. soft alpha (snapped at both ends around ``snap_center``) or threshold, then dilation, erosion and feathering on the refined alpha at ``work`` resolution
    (grey-level morphology shifts the soft edge without hardening it, so they compose with refinement);
 4. one bilinear upscale to the frame size.
 
@@ -34,8 +34,12 @@ class MaskSettings(BaseModel):
     soft: bool = Field(True, description="keep a soft alpha (true) or threshold it at `threshold` (false: binary "
                        "unless feathered)")
     threshold: float = Field(0.5, ge=0.05, le=0.95, description="person/background cut when soft is false")
-    snap: float = Field(0.3, ge=0.0, le=0.45,
-                        description="alpha below snap becomes 0 and above 1-snap becomes 1 (removes faint tails)")
+    snap: float = Field(0.35, ge=0.0, le=0.45,
+                        description="refined values more than 0.5 - snap below snap_center become 0, as far above "
+                        "become 1, linear between (removes faint tails, crisper edge; 0 = keep as is)")
+    snap_center: float = Field(0.55, ge=0.3, le=0.7,
+                               description="refined value that becomes alpha 0.5 (above 0.5 pulls the edge in "
+                               "slightly: the model's masks run a little wide of the person)")
     dilate_px: float = Field(0.0, ge=0.0, le=32.0, description="grow the person by this many frame pixels")
     erode_px: float = Field(0.0, ge=0.0, le=32.0, description="shrink the person by this many frame pixels "
                             "(applied after dilation; equal values close small holes)")
@@ -74,7 +78,8 @@ def _alpha_lut(s: MaskSettings) -> np.ndarray:
     v = np.arange(256, dtype=np.float32)
     if not s.soft:
         return np.where(v >= s.threshold * 255.0, 255, 0).astype(np.uint8)
-    lo, hi = s.snap * 255.0, 255.0 - s.snap * 255.0
+    half = (0.5 - s.snap) * 255.0
+    lo, hi = s.snap_center * 255.0 - half, s.snap_center * 255.0 + half
     return np.clip(np.round((v - lo) * 255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
 
 

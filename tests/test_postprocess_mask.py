@@ -62,6 +62,30 @@ def test_output_is_full_resolution_alpha_close_to_the_model(clip) -> None:
     assert 0.001 < fractional < 0.15
 
 
+def test_snap_center_moves_the_edge_and_snap_sets_its_width(clip) -> None:
+    frames, masks = clip
+    person = {c: int((still(MaskSettings(snap_center=c), masks[0], frames[0]) > 127).sum()) for c in (0.4, 0.5, 0.6)}
+    assert person[0.4] > person[0.5] > person[0.6]  # a higher centre pulls the edge into the person
+    soft = {s: int(((a > 8) & (a < 247)).sum()) for s in (0.1, 0.4)
+            for a in [still(MaskSettings(snap=s), masks[0], frames[0])]}
+    assert soft[0.1] > soft[0.4] > 0  # a larger snap: a narrower (still soft) edge
+
+
+def test_guided_filter_uint8_output_matches_the_float_path(clip) -> None:
+    from vcam.postprocess.guided import FastGuidedFilter
+
+    grey = cv2.cvtColor(clip[0][0], cv2.COLOR_BGR2GRAY)
+    work = cv2.resize(grey, (640, 360), interpolation=cv2.INTER_AREA)
+    grid = cv2.resize(work, (320, 180), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    mask = cv2.resize(clip[1][0], (320, 180), interpolation=cv2.INTER_LINEAR)
+    gf = FastGuidedFilter()
+    q = gf.apply(grid, mask, work.astype(np.float32) / 255, 2, 1e-3).copy()
+    out = gf.apply(grid, mask, work, 2, 1e-3, out_u8=np.empty(work.shape, np.uint8))
+    expect = np.clip(np.round(q * 255), 0, 255)
+    assert out.dtype == np.uint8
+    assert np.abs(out.astype(np.float32) - expect).max() <= 1
+
+
 def test_threshold_mode_is_binary(clip) -> None:
     frames, masks = clip
     alpha = still(MaskSettings(soft=False), masks[0], frames[0])
