@@ -125,7 +125,7 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
     ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
     ellipse(nose - up * 0.18 * ed, 0.38 * ed, 0.24 * ed)  # nostrils, below the nose-tip landmark ...
     eyes = (re + le) / 2
-    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.40 * ed, 0.26 * ed)  # ... and where faces have them (the
+    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * ed, 0.18 * ed)  # ... and where faces have them (the
     # nose landmark drifts towards the lip on raised or turned heads)
 
 
