@@ -63,6 +63,9 @@ class MaskSettings(BaseModel):
                                 "(still)")
     motion_ramp: float = Field(12.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
                                "pixel counts as fully moving")
+    moving_rate: float = Field(0.7, ge=0.3, le=1.0, description="follow rate where the image moves (1 = at once; "
+                               "lower also smooths small moves, but an edge moving slowly may lag; mask jumps of "
+                               "motion_jump still follow at once)")
 
 
 class RefineHints(NamedTuple):
@@ -163,7 +166,8 @@ class MaskRefiner:
 
         rate = None
         if s.temporal_strength > 0:
-            rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp)
+            rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp,
+                                      s.moving_rate)
         else:
             self.reset()
         if not s.temporal_after_refine:

@@ -16,7 +16,8 @@ import numpy as np
 
 
 class MotionRate:
-    """Grey frame (float32 [0,1]) -> follow-rate map ``k`` in [1 - strength, 1], same grid; keeps the last frame."""
+    """Grey frame (float32 [0,1]) -> follow-rate map ``k`` in [1 - strength, moving_rate], same grid; keeps the last
+    frame."""
 
     def __init__(self) -> None:
         self._prev: np.ndarray | None = None
@@ -25,9 +26,11 @@ class MotionRate:
     def reset(self) -> None:
         self._prev = None
 
-    def process(self, grey: np.ndarray, strength: float, noise: float, ramp: float) -> np.ndarray | None:
+    def process(self, grey: np.ndarray, strength: float, noise: float, ramp: float,
+                moving_rate: float = 1.0) -> np.ndarray | None:
         """``noise`` and ``ramp`` in grey levels (0..255): change below ``noise`` counts as still, ``noise + ramp``
-        and above as full motion. Returns None on the first frame (no history: take the mask as it is)."""
+        and above as full motion, where the rate is ``moving_rate`` (1: follow at once). Returns None on the first
+        frame (no history: take the mask as it is)."""
         if self._prev is None or self._prev.shape != grey.shape:
             self._prev = grey.copy()
             self._diff = np.empty_like(grey)
@@ -39,11 +42,12 @@ class MotionRate:
         cv2.blur(self._diff, (5, 5), dst=self._diff)
         # rate = k_min + (diff*255 - noise) / ramp * (1 - k_min), clipped to [k_min, 1]
         k_min = 1.0 - strength
-        scale = 255.0 / ramp * (1.0 - k_min)
-        offset = k_min - noise / ramp * (1.0 - k_min)
+        k_max = max(k_min, moving_rate)
+        scale = 255.0 / ramp * (k_max - k_min)
+        offset = k_min - noise / ramp * (k_max - k_min)
         np.multiply(self._diff, np.float32(scale), out=self._rate)
         np.add(self._rate, np.float32(offset), out=self._rate)
-        np.clip(self._rate, np.float32(k_min), np.float32(1.0), out=self._rate)
+        np.clip(self._rate, np.float32(k_min), np.float32(k_max), out=self._rate)
         return self._rate
 
 
