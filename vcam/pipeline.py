@@ -93,7 +93,8 @@ class Pipeline:
         if (frame.shape[1], frame.shape[0]) != self.out_size:
             frame = self._timed("upscale", lambda: self.upscaler.process(frame, mask, out_size=self.out_size))
         if self.config.beauty.enabled:
-            frame = self._timed("beauty", lambda: self.beauty.process(frame))
+            # In place: the frame is this thread's own buffer and nothing reads the unsmoothed pixels afterwards.
+            frame = self._timed("beauty", lambda: self.beauty.process(frame, inplace=True))
         self._last_frame = frame
         if mask is None:
             self.last_alpha = None
