@@ -63,7 +63,7 @@ class MaskSettings(BaseModel):
                                 "(still)")
     motion_ramp: float = Field(12.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
                                "pixel counts as fully moving")
-    moving_rate: float = Field(0.7, ge=0.3, le=1.0, description="follow rate where the image moves (1 = at once; "
+    moving_rate: float = Field(1.0, ge=0.3, le=1.0, description="follow rate where the image moves (1 = at once; "
                                "lower also smooths small moves, but an edge moving slowly may lag; mask jumps of "
                                "motion_jump still follow at once)")
 
