@@ -1,0 +1,86 @@
+"""The shipped vcam segmenter tiers follow the segmenter contract on real frames (no torch needed)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.conftest import BACKGROUND_BOX, FACE_BOX
+from vcam.registry import list_models
+
+SEG_DIR = Path(__file__).resolve().parent.parent / "models" / "segmenter"
+CARDS = sorted(SEG_DIR.glob("vcam_seg_*.json"))
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _input(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The daemon's preprocessing: whole frame resized (INTER_AREA), BGR->RGB, /255, NCHW."""
+    small = cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+
+
+def _box_mean(mask: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    h, w = mask.shape
+    x0, y0, x1, y1 = box
+    return float(mask[int(y0 * h): int(y1 * h), int(x0 * w): int(x1 * w)].mean())
+
+
+def test_both_tiers_are_shipped() -> None:
+    tiers = {json.loads(c.read_text())["tier"] for c in CARDS}
+    assert {"lite", "full"} <= tiers
+
+
+def test_lite_is_the_default_segmenter() -> None:
+    top = list_models("segmentation")[0]
+    assert top.tier == "lite" and top.name == "vcam-seg-lite"
+    assert any(c.name == "mediapipe-selfie-landscape" for c in list_models("segmentation"))
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_card_matches_file(card_path: Path) -> None:
+    card = json.loads(card_path.read_text())
+    onnx_path = card_path.parent / card["file"]
+    assert card["task"] == "segmentation" and card["licence"] == "GPL-2.0-or-later"
+    assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == card["sha256"]
+    assert onnx_path.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_contract_on_demo_frames(card_path: Path, demo_frames: list[np.ndarray]) -> None:
+    card = json.loads(card_path.read_text())
+    h, w = card["input_size"]
+    sess = _session(card_path.parent / card["file"])
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    assert (inp.name, inp.type, list(inp.shape)) == ("image", "tensor(float)", [1, 3, h, w])
+    assert (out.name, out.type, list(out.shape)) == ("mask", "tensor(float)", [1, 1, h, w])
+    for frame in demo_frames[::10]:
+        mask = sess.run(["mask"], {"image": _input(frame, (h, w))})[0]
+        assert mask.shape == (1, 1, h, w) and mask.dtype == np.float32
+        assert np.isfinite(mask).all() and mask.min() >= 0.0 and mask.max() <= 1.0
+        # the woman's face is person, the plants behind her are not
+        assert _box_mean(mask[0, 0], FACE_BOX) > 0.9
+        assert _box_mean(mask[0, 0], BACKGROUND_BOX) < 0.1
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_agrees_with_mediapipe_on_demo_clip(card_path: Path, demo_frames: list[np.ndarray]) -> None:
+    """On a plain webcam scene our mask and MediaPipe's mostly agree (IoU at 0.5 above 0.85)."""
+    mp = next(c for c in list_models("segmentation") if c.name == "mediapipe-selfie-landscape")
+    ours = json.loads(card_path.read_text())
+    s_ours, s_mp = _session(card_path.parent / ours["file"]), _session(mp.path)
+    for frame in demo_frames[::15]:
+        a = s_ours.run(["mask"], {"image": _input(frame, tuple(ours["input_size"]))})[0][0, 0]
+        b = s_mp.run(["mask"], {"image": _input(frame, tuple(mp.input_size))})[0][0, 0]
+        a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5
+        b = b > 0.5
+        assert (a & b).sum() / (a | b).sum() > 0.85
