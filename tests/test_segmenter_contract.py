@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.conftest import BACKGROUND_BOX, FACE_BOX
-from vcam.registry import list_models
+from vcam.registry import find_model, list_models
 
 SEG_DIR = Path(__file__).resolve().parent.parent / "models" / "segmenter"
 CARDS = sorted(SEG_DIR.glob("vcam_seg_*.json"))
@@ -40,10 +40,12 @@ def test_both_tiers_are_shipped() -> None:
     assert {"lite", "full"} <= tiers
 
 
-def test_lite_is_the_default_segmenter() -> None:
-    top = list_models("segmentation")[0]
-    assert top.tier == "lite" and top.name == "vcam-seg-lite"
-    assert any(c.name == "mediapipe-selfie-landscape" for c in list_models("segmentation"))
+def test_tiers_are_selectable_and_ranked_below_the_more_accurate_baseline() -> None:
+    # Our model does not yet beat MediaPipe landscape on the evaluation, so the baseline stays the default.
+    ranked = [c.name for c in list_models("segmentation")]
+    assert ranked[0] == "mediapipe-selfie-landscape"
+    assert ranked.index("vcam-seg-lite") < ranked.index("vcam-seg-full")
+    assert find_model("lite", "segmentation").name == "vcam-seg-lite"
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)

@@ -105,8 +105,13 @@ def _probe_frame() -> np.ndarray:
 
 
 def pick_tier(threads: int = 1, budget_ms: float = PROBE_BUDGET_MS) -> tuple[ModelCard | None, str]:
-    """Probe the installed tiers (best first) and return the first that fits ``budget_ms``, with the reason."""
-    tiered = [c for c in list_models("segmentation") if c.tier in TIER_ORDER and c.verify() is None]
+    """Probe the installed tiers (best first) and return the first that fits ``budget_ms``, with the reason.
+
+    Tiers compete only when a tiered model is the highest-priority segmenter; otherwise (None, why)."""
+    ranked = [c for c in list_models("segmentation") if c.verify() is None]
+    if ranked and ranked[0].tier not in TIER_ORDER:
+        return None, f"'{ranked[0].name}' ranks first (priority {ranked[0].priority}); tiers not probed"
+    tiered = [c for c in ranked if c.tier in TIER_ORDER]
     tiered.sort(key=lambda c: TIER_ORDER.index(c.tier))
     if not tiered:
         return None, "no tiered segmenter installed"
