@@ -132,12 +132,25 @@ class MaskRefiner:
         self._alpha_work = np.empty((wh, ww), np.uint8)
         self._alpha_tmp = np.empty((wh, ww), np.uint8)
         self._alpha = np.empty((height, width), np.uint8)
+        self._levels: list[np.ndarray] = []
         self.reset()
+
+    def _frame_levels(self, frame: np.ndarray, given: list[np.ndarray] | None) -> list[np.ndarray]:
+        """At least ``work_level`` halvings of ``frame``: the caller's when they are exact 2x2 box halvings of a
+        frame whose sides divide evenly (the same pixels :class:`Pyramid` would compute), else our own."""
+        n = self._work_level
+        if given and len(given) >= n:
+            height, width = frame.shape[:2]
+            if width % (1 << len(given)) == 0 and height % (1 << len(given)) == 0 and all(
+                    g.shape == (height >> i, width >> i, 3) and g.dtype == np.uint8
+                    for i, g in enumerate(given, start=1)):
+                return list(given)
+        return self._pyramid.build(frame, n)
 
     @property
     def frame_levels(self) -> list[np.ndarray]:
         """The last frame halved 1, 2, ... times (BGR uint8), as computed by the last :meth:`process`."""
-        return self._pyramid.levels[: self._work_level] if self._frame_size else []
+        return self._levels if self._frame_size else []
 
     @property
     def hints(self) -> RefineHints | None:
@@ -148,8 +161,11 @@ class MaskRefiner:
             return None
         return RefineHints(self.frame_levels, self._alpha_work, self._work_level)
 
-    def process(self, mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    def process(self, mask: np.ndarray, frame: np.ndarray,
+                frame_levels: list[np.ndarray] | None = None) -> np.ndarray:
         """``mask``: float32 [h, w] person probability at the model's resolution; ``frame``: BGR uint8 [H, W, 3].
+        ``frame_levels``: optionally ``frame`` already halved 1, 2, ... times with 2x2 box averages (the
+        segmenter computes them on its way to the model's input size); used when they fit, saving the halving.
         Returns the alpha, uint8 [H, W] (0..255), in a buffer reused by the next call."""
         s = self.settings
         height, width = frame.shape[:2]
@@ -158,8 +174,9 @@ class MaskRefiner:
         if mask.dtype != np.float32:
             mask = mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
 
-        self._pyramid.build(frame, self._work_level)
-        cv2.cvtColor(self._pyramid.get(frame, self._work_level), cv2.COLOR_BGR2GRAY, dst=self._grey_work_u8)
+        self._levels = self._frame_levels(frame, frame_levels)
+        work = self._levels[self._work_level - 1] if self._work_level else frame
+        cv2.cvtColor(work, cv2.COLOR_BGR2GRAY, dst=self._grey_work_u8)
         cv2.resize(self._grey_work_u8, self._grid_size, dst=self._grey_grid_u8, interpolation=cv2.INTER_LINEAR)
         np.multiply(self._grey_grid_u8, np.float32(1 / 255), out=self._grey_grid)
         cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)

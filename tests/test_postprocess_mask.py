@@ -205,3 +205,37 @@ def test_uint8_mask_input_accepted(clip) -> None:
     m8 = np.clip(masks[0] * 255 + 0.5, 0, 255).astype(np.uint8)
     a = still(MaskSettings(), m8, frames[0])
     assert iou(a, still(MaskSettings(), masks[0], frames[0])) > 0.99
+
+
+def test_segmenter_halvings_are_reused_and_give_the_same_alpha(clip) -> None:
+    """The pipeline hands the segmenter's 2x2-box halvings of the frame to the refiner: same alpha, and the
+    refiner's hints then carry those very buffers to the compositor (no second halving of the frame)."""
+    from vcam.segmenter import load_segmenter
+
+    seg = load_segmenter("mediapipe-selfie-landscape")
+    frames, _ = clip
+    own, shared = MaskRefiner(), MaskRefiner()
+    for frame in frames[:6]:
+        mask = seg.process(frame)
+        levels = seg.frame_levels
+        assert [lv.shape for lv in levels] == [(360, 640, 3), (180, 320, 3)]
+        expected = own.process(mask, frame).copy()
+        got = shared.process(mask, frame, levels)
+        np.testing.assert_array_equal(got, expected)
+        assert shared.hints is not None and shared.hints.frame_levels[0] is levels[0]
+    # levels that are not halvings of this frame are ignored, not trusted
+    wrong = [np.zeros((360, 640, 3), np.uint8)]
+    np.testing.assert_array_equal(shared.process(mask, frames[0], wrong[:0]), own.process(mask, frames[0]))
+    bad = [np.zeros((361, 640, 3), np.uint8)]
+    shared.process(mask, frames[0], bad)
+    assert shared.hints.frame_levels[0] is not bad[0]
+
+
+def test_bench_reference_baseline_costs_more_than_vcam() -> None:
+    """``vcam bench --reference`` times Linux-Fake-Background-Webcam's blur on the same frames: a full-resolution
+    21x21 Gaussian and float blend, which our low-resolution path must beat by a wide margin."""
+    from vcam.bench import run_bench
+
+    result = run_bench(frames=20, segmenter="mediapipe-selfie-landscape", reference=True)
+    assert result["reference_cpu_ms_per_frame"] > 0
+    assert 0 < result["ratio_to_reference"] < 0.9

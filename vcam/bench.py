@@ -5,6 +5,11 @@ inflate them; ``fps`` is wall-clock and does depend on the machine's load.
 
 ``cpu_ms_per_frame`` is the process's CPU time divided by the frames measured, so it includes decoding the
 source and converting each output frame to I420 (what the virtual camera sink does), not just the effects.
+
+``reference=True`` also runs, in the same process on the same frames, the per-frame work of the blur mode of
+Linux-Fake-Background-Webcam re-implemented with the same segmenter (full-resolution mask, threshold, 5x5 dilate,
+10x10 box blur, 21x21 Gaussian background, linear blend) and reports our cost as a ratio of it: this machine's
+speed drifts by 1.5x between sessions, the ratio much less.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -19,16 +25,58 @@ import numpy as np
 
 from .config import build_config
 from .pipeline import STAGES, Pipeline
-from .segmenter import load_segmenter
+from .segmenter import Segmenter, load_segmenter
 from .sources import open_source
 
 log = logging.getLogger(__name__)
 WARMUP_FRAMES = 10
 
 
+def lfbw_blur_frame(frame: np.ndarray, seg: Segmenter, out: np.ndarray) -> None:
+    """One frame of Linux-Fake-Background-Webcam's default blur mode (threshold 0.75, ``blur=21``), written
+    after its ``compose_frame``: the baseline ``vcam bench --reference`` compares against."""
+    h, w = frame.shape[:2]
+    mask = cv2.resize(seg.process(frame), (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.threshold(mask, 0.75, 1, cv2.THRESH_BINARY, dst=mask)
+    cv2.dilate(mask, np.ones((5, 5), np.uint8), iterations=1, dst=mask)
+    cv2.blur(mask, (10, 10), dst=mask)
+    background = cv2.GaussianBlur(frame, (21, 21), 7, borderType=cv2.BORDER_DEFAULT)
+    cv2.blendLinear(frame, background, mask, 1 - mask, dst=out)
+
+
+def _cpu_ms_per_frame(source: str, size: tuple[int, int], frames: int,
+                      per_frame: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Process CPU ms per frame of decode + ``per_frame`` + the I420 conversion, after a short warm-up."""
+    src = open_source(source, *size, 30.0, realtime=False)
+    src.open()
+    i420 = np.zeros((size[1] * 3 // 2, size[0]), np.uint8)
+    try:
+        for i in range(frames + WARMUP_FRAMES):
+            if i == WARMUP_FRAMES:
+                cpu0 = time.process_time()
+            frame = src.read()
+            if frame is None:
+                raise RuntimeError(f"source {source} gave no frame")
+            cv2.cvtColor(per_frame(frame), cv2.COLOR_BGR2YUV_I420, dst=i420)
+        return (time.process_time() - cpu0) * 1e3 / frames
+    finally:
+        src.close()
+
+
+def run_reference(source: str, size: tuple[int, int], frames: int, seg: Segmenter) -> float:
+    """``cpu_ms_per_frame`` of the Linux-Fake-Background-Webcam blur baseline on the same source."""
+    out = np.empty((size[1], size[0], 3), np.uint8)
+
+    def per_frame(frame: np.ndarray) -> np.ndarray:
+        lfbw_blur_frame(frame, seg, out)
+        return out
+
+    return _cpu_ms_per_frame(source, size, frames, per_frame)
+
+
 def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames: int = 300, preset: str = "blur",
               segmenter: str = "auto", overrides: dict[str, Any] | None = None,
-              camera_size: tuple[int, int] | None = None) -> dict[str, Any]:
+              camera_size: tuple[int, int] | None = None, reference: bool = False) -> dict[str, Any]:
     """``camera_size`` downscales each decoded frame first, standing in for a low-resolution camera (that resize
     is counted in ``decode_ms`` and ``cpu_ms_per_frame``)."""
     cv2.setNumThreads(1)
@@ -81,4 +129,8 @@ def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames:
     result["i420_ms"] = round(statistics.median(output), 3)
     result["cpu_ms_per_frame"] = round(cpu * 1e3 / frames, 3)
     result["fps"] = round(frames / wall, 1)
+    if reference:
+        ref = run_reference(source, size, frames, seg)
+        result["reference_cpu_ms_per_frame"] = round(ref, 3)
+        result["ratio_to_reference"] = round(result["cpu_ms_per_frame"] / ref, 3)
     return result

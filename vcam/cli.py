@@ -169,7 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     w, h = _parse_size(args.size)
     camera_size = _parse_size(args.camera_size) if args.camera_size else None
     result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
-                       segmenter=args.model or "auto", overrides=_overrides(args), camera_size=camera_size)
+                       segmenter=args.model or "auto", overrides=_overrides(args), camera_size=camera_size,
+                       reference=args.reference)
     if not args.json:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="blur")
     p.add_argument("--model", help="segmenter to use (default: auto)")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--reference", action="store_true",
+                   help="also time Linux-Fake-Background-Webcam's blur mode on the same frames and print the ratio")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_bench)
 

@@ -91,9 +91,13 @@ class Pipeline:
             self.timings_ms[name] = 0.0
         segmenter = self.segmenter
         mask = self._timed("segment", lambda: segmenter.process(frame)) if segmenter and self.needs_mask else None
+        # The segmenter's halvings of the frame save the refiner its own, while the frame is still that frame.
+        levels = segmenter.frame_levels if mask is not None else None
         if (frame.shape[1], frame.shape[0]) != self.out_size:
             frame = self._timed("upscale", lambda: self.upscaler.process(frame, mask, out_size=self.out_size))
+            levels = None
         if self.config.beauty.enabled:
+            levels = None
             # In place: the frame is this thread's own buffer and nothing reads the unsmoothed pixels afterwards.
             frame = self._timed("beauty", lambda: self.beauty.process(frame, inplace=True))
         self._last_frame = frame
@@ -102,7 +106,7 @@ class Pipeline:
             if self.config.background.mode != "passthrough":  # safe mode: no mask, no effect
                 return frame
             return self._timed("composite", lambda: self.compositor.process(frame, None))
-        alpha = self._timed("refine", lambda: self.refiner.process(mask, frame))
+        alpha = self._timed("refine", lambda: self.refiner.process(mask, frame, levels))
         self.last_alpha = alpha
         # The refiner's downscaled frame and work-resolution alpha save the compositor ~0.3 ms (same frame only).
         return self._timed("composite", lambda: self.compositor.process(frame, alpha, self.refiner.hints))

@@ -51,6 +51,7 @@ class Segmenter:
         self._input = np.zeros((1, 3, self.height, self.width), np.float32)
         self._small = np.zeros((self.height, self.width, 3), np.uint8)
         self._halves: list[np.ndarray] = []  # preallocated pyramid levels for the current frame size
+        self._levels_used = 0  # how many of them the last frame filled
 
     def _check_contract(self) -> tuple[int, int]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -85,7 +86,15 @@ class Segmenter:
                 self._halves.append(np.empty((h, w, 3), np.uint8))
             frame = cv2.resize(frame[: 2 * h, : 2 * w], (w, h), dst=self._halves[level], interpolation=cv2.INTER_AREA)
             level += 1
+        self._levels_used = level
         return cv2.resize(frame, (self.width, self.height), dst=self._small, interpolation=cv2.INTER_LINEAR)
+
+    @property
+    def frame_levels(self) -> list[np.ndarray]:
+        """The last frame halved 1, 2, ... times (BGR uint8, 2x2 box averages), as :meth:`process` computed them
+        on the way to the model's input size; later stages may reuse them for that same frame (buffers are
+        overwritten by the next call)."""
+        return self._halves[: self._levels_used]
 
     def process(self, frame_bgr: np.ndarray) -> np.ndarray:
         self._downscale(frame_bgr)
