@@ -41,6 +41,23 @@ def test_y4m_sink_writes_a_stream_readable_while_growing(tmp_path: Path, demo_fr
     assert np.abs(frames[1].astype(int) - demo_frames[1]).mean() < 3  # I420 round trip is near lossless
 
 
+def test_y4m_sink_stops_growing_at_its_cap(tmp_path: Path, demo_frames, caplog) -> None:
+    """A forgotten demo must not fill the disk: past max_bytes frames are dropped for this sink, with one warning,
+    and the file stays a valid stream of whole frames."""
+    path = tmp_path / "capped.y4m"
+    frame_bytes = 6 + 1280 * 720 * 3 // 2
+    sink = Y4MSink(str(path), max_bytes=100 + 3 * frame_bytes)
+    sink.open(1280, 720, 30)
+    with caplog.at_level("WARNING"):
+        for i in range(6):
+            sink.write(demo_frames[i % len(demo_frames)])
+    sink.close()
+    _, frames = read_y4m(path)
+    assert len(frames) == 3 and sink.full
+    assert path.stat().st_size <= 100 + 3 * frame_bytes
+    assert sum("size cap" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_file_sink_writes_playable_mp4(tmp_path: Path, demo_frames) -> None:
     path = tmp_path / "out.mp4"
     sink = FileSink(str(path))

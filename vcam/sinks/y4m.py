@@ -1,11 +1,16 @@
 """YUV4MPEG2 file sink: the format Chromium's fake capture device reads (``--use-file-for-fake-video-capture``).
 
 A regular file, flushed after every frame, so a reader can follow it while it grows (Chromium keeps reading a
-growing regular file but not a FIFO). 720p30 I420 is about 41 MB/s: use it for tests and short captures.
+growing regular file but not a FIFO). 720p30 I420 is about 41 MB/s: use it for tests and short captures. So
+that a forgotten ``vcam demo`` cannot fill the disk, the file stops growing at ``max_bytes`` (2 GiB, about 50 s of
+720p30): later frames are dropped for this sink only, with one warning (Chromium loops what is there).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,13 +19,21 @@ import numpy as np
 
 from .base import SinkError
 
+log = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES = 2 << 30
+
 
 class Y4MSink:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """``max_bytes`` caps regular files only."""
         self.path = Path(path).expanduser()
         self.description = f"y4m:{self.path}"
+        self.max_bytes = max_bytes
         self._file = None
         self._i420: np.ndarray | None = None
+        self._written = 0
+        self._cap: int | None = None
+        self.full = False  # reached max_bytes: frames are no longer written
 
     def open(self, width: int, height: int, fps: float) -> None:
         if width % 2 or height % 2:
@@ -30,15 +43,26 @@ class Y4MSink:
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
         rate = Fraction(fps).limit_denominator(1001)
-        self._file.write(f"YUV4MPEG2 W{width} H{height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n"
-                         .encode("ascii"))
+        # a device or pipe (/dev/null in the soak) takes no disk space: no cap
+        regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        self._cap = self.max_bytes if regular else None
+        header = f"YUV4MPEG2 W{width} H{height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n"
+        self._written = self._file.write(header.encode("ascii"))
+        self.full = False
         self._i420 = np.zeros((height * 3 // 2, width), np.uint8)
 
     def write(self, frame_bgr: np.ndarray) -> None:
         assert self._file is not None and self._i420 is not None
+        if self.full:
+            return
+        if self._cap is not None and self._written + 6 + self._i420.nbytes > self._cap:
+            self.full = True
+            log.warning("%s reached its size cap of %.1f GiB: no more frames are written to it (the other sinks go "
+                        "on; Chromium's fake capture loops what is there)", self.path, self.max_bytes / (1 << 30))
+            return
         cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420, dst=self._i420)
-        self._file.write(b"FRAME\n")
-        self._file.write(memoryview(self._i420))
+        self._written += self._file.write(b"FRAME\n")
+        self._written += self._file.write(memoryview(self._i420))
         self._file.flush()
 
     def close(self) -> None:
