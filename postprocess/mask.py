@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .guided import FastGuidedFilter
 from .pyramid import Pyramid, level_for_width, level_size
-from .temporal import MotionRate, RateSmoother
+from .temporal import FlowSmoother, MotionRate, RateSmoother
 
 
 class MaskSettings(BaseModel):
@@ -53,11 +53,12 @@ class MaskSettings(BaseModel):
                             "most this")
     grid_levels: int = Field(1, ge=0, le=3, description="the coarse grid (temporal smoothing, guided-filter "
                              "coefficients) is the work resolution halved this many times")
-    temporal_strength: float = Field(0.85, ge=0.0, le=0.95, description="temporal smoothing where the image is "
-                                     "still (0 = off); moving regions always follow at once")
+    temporal_strength: float = Field(0.95, ge=0.0, le=0.98, description="temporal smoothing where the (motion-"
+                                     "compensated) image is still (0 = off); what the image's motion does not "
+                                     "explain follows at once")
     temporal_after_refine: bool = Field(False, description="smooth the refined alpha (work resolution) rather than "
                                         "the model mask (grid): also steadies edges the refinement moves")
-    motion_jump: float = Field(0.6, ge=0.1, le=1.0, description="a mask change this large (0..1) is followed at "
+    motion_jump: float = Field(0.9, ge=0.1, le=1.0, description="a mask change this large (0..1) is followed at "
                                "once even where the image looks still (1 = off)")
     motion_noise: float = Field(3.0, ge=0.0, le=64.0, description="grey-level change treated as sensor noise "
                                 "(still)")
@@ -66,6 +67,17 @@ class MaskSettings(BaseModel):
     moving_rate: float = Field(1.0, ge=0.3, le=1.0, description="follow rate where the image moves (1 = at once; "
                                "lower also smooths small moves, but an edge moving slowly may lag; mask jumps of "
                                "motion_jump still follow at once)")
+    motion_compensate: bool = Field(True, description="warp the previous mask by optical flow before smoothing, "
+                                    "so edges that move with the image are smoothed too (temporal_strength, "
+                                    "motion_jump, flow_levels, flow_noise and flow_ramp apply); false: the "
+                                    "motion-adaptive smoother (motion_noise, motion_ramp, moving_rate, "
+                                    "temporal_after_refine; round 2 used temporal_strength 0.85, motion_jump 0.6)")
+    flow_levels: int = Field(2, ge=1, le=4, description="the optical-flow field is computed at the grid halved "
+                             "this many times (2: 80x45 for 720p; 3 is cheaper and coarser)")
+    flow_noise: float = Field(12.0, ge=0.0, le=64.0, description="grey-level error of the motion-compensated "
+                              "previous frame treated as noise (warp reliable: smooth)")
+    flow_ramp: float = Field(32.0, ge=1.0, le=128.0, description="grey levels above flow_noise at which the warp "
+                             "counts as unreliable (occlusion, motion the flow misses: follow the new mask at once)")
 
 
 class RefineHints(NamedTuple):
@@ -99,6 +111,7 @@ class MaskRefiner:
         self._gf = FastGuidedFilter()
         self._motion = MotionRate()
         self._smoother = RateSmoother()
+        self._flow = FlowSmoother()
         self._frame_size: tuple[int, int] | None = None
         self.configure(self.settings)
 
@@ -114,6 +127,7 @@ class MaskRefiner:
         """Drop temporal state (camera switched, resolution change)."""
         self._motion.reset()
         self._smoother.reset()
+        self._flow.reset()
 
     def _allocate(self, width: int, height: int) -> None:
         s = self.settings
@@ -182,14 +196,22 @@ class MaskRefiner:
         cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)
 
         rate = None
-        if s.temporal_strength > 0:
-            rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp,
-                                      s.moving_rate)
+        after_refine = s.temporal_after_refine and not s.motion_compensate
+        if s.temporal_strength > 0 and s.motion_compensate:
+            self._motion.reset()  # (a switch back to the motion-adaptive smoother starts afresh)
+            self._smoother.reset()
+            self._flow.process(self._mask_grid, self._grey_grid_u8, s.temporal_strength, s.flow_noise, s.flow_ramp,
+                               s.motion_jump, s.flow_levels)
         else:
-            self.reset()
-        if not s.temporal_after_refine:
-            self._smoother.process(self._mask_grid, rate, s.motion_jump)
-        if s.refine and not s.temporal_after_refine:
+            self._flow.reset()
+            if s.temporal_strength > 0:
+                rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp,
+                                          s.moving_rate)
+            else:
+                self.reset()
+            if not after_refine:
+                self._smoother.process(self._mask_grid, rate, s.motion_jump)
+        if s.refine and not after_refine:
             # the common path: the filter writes the uint8 alpha directly (rounded and saturated)
             self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius, s.refine_eps,
                            out_u8=self._alpha_work)
@@ -200,7 +222,7 @@ class MaskRefiner:
             else:
                 cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
                 refined = self._mask_work
-            if s.temporal_after_refine:
+            if after_refine:
                 self._smoother.process(refined, rate, s.motion_jump)
             # float [0,1] (guided filter may overshoot) -> uint8, rounded and clipped at both ends by saturation
             cv2.multiply(refined, 255.0, dst=self._alpha_work, dtype=cv2.CV_8U)

@@ -141,12 +141,14 @@ def _edge_offset(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_temporal_smoothing_does_not_lag_on_a_moving_edge() -> None:
     # A real frame panned 12 px per frame (a window sliding over it): the person's edges move fast; the smoothed
-    # alpha must stay with the unsmoothed one (no trail) within 3 px.
+    # alpha must stay with the unsmoothed one (no trail) within 3 px. (The motion-adaptive smoother; the
+    # motion-compensated default has its own test in test_temporal_flow.py.)
     (big,) = read_demo_frames(1)
     w, h, step = 960, 540, 12
     frames = [np.ascontiguousarray(big[90:90 + h, x:x + w]) for x in range(0, 12 * step, step)]
     masks = [segment(f) for f in frames]
-    off, on = MaskRefiner(MaskSettings(temporal_strength=0.0)), MaskRefiner(MaskSettings(temporal_strength=0.95))
+    off = MaskRefiner(MaskSettings(temporal_strength=0.0))
+    on = MaskRefiner(MaskSettings(motion_compensate=False, temporal_strength=0.95, motion_jump=0.6))
     for f, m in zip(frames, masks):
         a_off = off.process(m, f)
         a_on = on.process(m, f)
@@ -162,7 +164,8 @@ def test_moving_rate_smooths_small_moves_without_losing_the_edge() -> None:
     masks = [segment(f) for f in frames]
     runs = {}
     for rate in (1.0, 0.7):
-        r = MaskRefiner(MaskSettings(moving_rate=rate))
+        r = MaskRefiner(MaskSettings(motion_compensate=False, temporal_strength=0.85, motion_jump=0.6,
+                                     moving_rate=rate))
         runs[rate] = [r.process(m, f).copy() for f, m in zip(frames, masks)]
     off = MaskRefiner(MaskSettings(temporal_strength=0.0))
     a_off = [off.process(m, f).copy() for f, m in zip(frames, masks)]

@@ -229,6 +229,15 @@ def temporal_one(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSet
         res["bf_raw"] = float(np.mean([boundary_f(a, g) for a, g in zip(raw, gts)]))
         res["bf_refined"] = float(np.mean([boundary_f(a, g) for a, g in zip(a0, gts)]))
         res["bf_smoothed"] = float(np.mean([boundary_f(a, g) for a, g in zip(a1, gts)]))
+        # what smoothing changed, judged by the human masks: person it added (kept) that is background (a trail or
+        # a kept false positive) or person; person it removed that is person or background (flicker removed)
+        added = [(s > 127) & (u <= 127) for s, u in zip(a1, a0)]
+        removed = [(s <= 127) & (u > 127) for s, u in zip(a1, a0)]
+        n = len(gts)
+        res["added_wrong_px"] = sum(int(np.count_nonzero(a & (g <= 127))) for a, g in zip(added, gts)) / n
+        res["added_right_px"] = sum(int(np.count_nonzero(a & (g > 127))) for a, g in zip(added, gts)) / n
+        res["removed_wrong_px"] = sum(int(np.count_nonzero(r & (g > 127))) for r, g in zip(removed, gts)) / n
+        res["removed_right_px"] = sum(int(np.count_nonzero(r & (g <= 127))) for r, g in zip(removed, gts)) / n
     return res
 
 
@@ -349,6 +358,14 @@ def print_table(results: dict, file=sys.stdout) -> None:
             if "iou_raw" in v:
                 w(f"{k:<30}{v['iou_raw']:>8.4f}{v['iou_refined']:>8.4f}{v['iou_smoothed']:>8.4f}{v['bf_raw']:>8.4f}"
                   f"{v['bf_refined']:>8.4f}{v['bf_smoothed']:>8.4f}{v['flicker_human'] * 1e3:>14.2f}\n")
+        rows = [(k, v) for k, v in results["temporal"].items() if "added_wrong_px" in v]
+        if rows:
+            w("\n## What smoothing changed vs the unsmoothed alpha, judged by the human masks (px per frame)\n")
+            w(f"{'sequence':<30}{'added, background (trail)':>27}{'added, person':>15}{'removed, person':>17}"
+              f"{'removed, background':>21}\n")
+            for k, v in rows:
+                w(f"{k:<30}{v['added_wrong_px']:>27.0f}{v['added_right_px']:>15.0f}{v['removed_wrong_px']:>17.0f}"
+                  f"{v['removed_right_px']:>21.0f}\n")
     if "timing" in results:
         w("\n## CPU ms per 1280x720 frame, one thread (best of 5 passes of the median process_time, demo clip)\n")
         for k, v in results["timing"].items():
@@ -357,13 +374,15 @@ def print_table(results: dict, file=sys.stdout) -> None:
 
 # strip -----------------------------------------------------------------------------------------------------------
 def write_strip(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSettings, start: int, count: int,
-                step: int, out: Path, width: int = 256) -> None:
+                step: int, out: Path, width: int = 256) -> int:
     """Rows: frame, alpha without temporal smoothing, alpha with it, blur composite with it, for ``count``
-    frames every ``step`` from ``start`` (all frames from 0 are processed, so the smoother has its history)."""
+    frames every ``step`` from ``start`` (all frames from 0 are processed, so the smoother has its history).
+    Returns the number of red (trail) pixels of the smoothed row, counted before JPEG compression."""
     still = MaskRefiner(settings.model_copy(update={"temporal_strength": 0.0}))
     smooth = MaskRefiner(settings)
     comp = Compositor(BackgroundSettings(mode="blur"))
     tiles: list[list[np.ndarray]] = [[], [], [], []]
+    red = 0
     for i, f in enumerate(frames[: start + count * step]):
         m = seg(f)
         a0 = still.process(m, f)
@@ -378,6 +397,7 @@ def write_strip(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSett
             # where smoothing keeps person that the unsmoothed alpha dropped (a trail) -> red
             trail = small(cv2.subtract(a1, a0))
             diff[trail > 24] = (0, 0, 255)
+            red += int(np.count_nonzero(trail > 24))
             tiles[0].append(small(f))
             tiles[1].append(cv2.cvtColor(small(a0), cv2.COLOR_GRAY2BGR))
             tiles[2].append(diff)
@@ -390,7 +410,8 @@ def write_strip(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSett
         rows.append(img)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), np.vstack(rows))
-    log.info("wrote %s", out)
+    log.info("wrote %s (%d red trail pixels in the smoothed row)", out, red)
+    return red
 
 
 def main(argv: list[str] | None = None) -> int:

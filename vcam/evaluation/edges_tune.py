@@ -9,13 +9,15 @@ boundary F (3 px), IoU and the 10 px band composite error (as ``edges.py``), for
 for probes that are not in the product (a full-resolution colour guided filter, a confidence-weighted grey guided
 filter, a two-scale guided filter, a chroma-weighted guide) to see how far refinement of this kind can go.
 ``flicker``: the first ``--frames`` frames of every clip in ``videos/``: median/mean/worst change of
-``unexplained_change`` vs the raw mask, and the median/max over clips of the 99th-percentile edge lag (px).
+``unexplained_change`` vs the raw mask, and the median/max over clips of the 99th-percentile edge lag (px), for
+the round-2 motion-adaptive smoother and the motion-compensated one (the default) with settings variants.
 Reads ``../shared/data``; the product never imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Callable
 
@@ -187,9 +189,15 @@ def run_flicker(seg: OnnxSegmenter, frames_n: int, variants: list[dict]) -> None
               f"lag p99 median {np.median(lag):.1f} px, max {np.max(lag):.1f} px", flush=True)
 
 
-FLICKER_VARIANTS = [{}, {"temporal_strength": 0.92}, {"temporal_after_refine": True}, {"motion_noise": 6},
-                    {"motion_noise": 10, "motion_ramp": 24}, {"motion_jump": 0.9}, {"moving_rate": 0.7},
-                    {"motion_jump": 0.9, "motion_noise": 10, "motion_ramp": 24, "temporal_strength": 0.92}]
+_MOTION = {"motion_compensate": False, "temporal_strength": 0.85, "motion_jump": 0.6}  # the round-2 smoother
+FLICKER_VARIANTS = [{}, _MOTION, _MOTION | {"temporal_strength": 0.92}, _MOTION | {"temporal_after_refine": True},
+                    _MOTION | {"motion_noise": 6}, _MOTION | {"motion_noise": 10, "motion_ramp": 24},
+                    _MOTION | {"motion_jump": 0.9}, _MOTION | {"moving_rate": 0.7},
+                    _MOTION | {"motion_jump": 0.9, "motion_noise": 10, "motion_ramp": 24, "temporal_strength": 0.92},
+                    # motion-compensated (round 3): flow field resolution, gating thresholds, strength, jump
+                    {"flow_levels": 3}, {"flow_noise": 3, "flow_ramp": 12}, {"flow_noise": 8, "flow_ramp": 24},
+                    {"temporal_strength": 0.85}, {"temporal_strength": 0.92}, {"motion_jump": 0.6},
+                    {"flow_noise": 64, "motion_jump": 1.0, "temporal_strength": 0.8}]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", choices=("refine", "flicker"))
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--probes-only", action="store_true", help="refine: skip the MaskRefiner settings variants")
+    p.add_argument("--variants", help="flicker: a JSON list of MaskSettings overrides to run instead of the "
+                   "built-in list, e.g. '[{}, {\"flow_levels\": 3}]'")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cv2.setNumThreads(1)
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "refine":
         run_refine(seg, args.probes_only)
     else:
-        run_flicker(seg, args.frames, FLICKER_VARIANTS)
+        run_flicker(seg, args.frames, json.loads(args.variants) if args.variants else FLICKER_VARIANTS)
     return 0
 
 
