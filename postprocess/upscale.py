@@ -15,6 +15,7 @@ across frames or write into it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,9 @@ __all__ = ["CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "pers
 CONTEXT = 8  # low-res pixels read around the box (TinySR's receptive field reaches 7); even keeps the grid
 _ALIGN = 8  # box corners on multiples of this: fewer distinct ORT input shapes, even sizes
 _SLACK = 0.03  # extra room (fraction of the frame width) given to a new box, so small moves stay inside it
+_PAD = 2  # the model's input is the crop edge-padded by this much (done here: cheaper than ORT's Pad)
+_MAX_RUNS = 8  # fixed-shape ORT sessions kept (whole frame + recent person boxes)
+_SHUFFLE_PAIRS = [0, 0, 1, 3, 2, 6, 3, 9]  # mixChannels: plane mx -> channel 3*mx (Y of the mx-th pixel of 4)
 
 
 class UpscaleSettings(BaseModel):
@@ -88,20 +92,19 @@ class Upscaler:
     def __init__(self, settings: UpscaleSettings | None = None, model_path: str | Path | None = None) -> None:
         self.settings = settings or UpscaleSettings()
         self._model_path = Path(model_path) if model_path is not None else default_model_path()
-        self._session: ort.InferenceSession | None = None
-        self._input = self._output = ""
+        self._runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()
         self._ycc: np.ndarray | None = None
+        self._luma: np.ndarray | None = None
         self._up: np.ndarray | None = None
         self._bgr2x: np.ndarray | None = None
         self._out: np.ndarray | None = None
-        self._x: np.ndarray | None = None
         self._prev_box: tuple[int, int, int, int] | None = None
         self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
 
     # -- stage contract --------------------------------------------------------------------------------------
 
     def configure(self, settings: UpscaleSettings) -> None:
-        """Swap settings between frames (the model session is kept)."""
+        """Swap settings between frames (the model sessions are kept)."""
         self.settings = settings
 
     def reset(self) -> None:
@@ -176,27 +179,63 @@ class Upscaler:
         x0, y0, x1, y1 = box
         cx0, cy0 = max(0, x0 - CONTEXT), max(0, y0 - CONTEXT)
         cx1, cy1 = min(w, x1 + CONTEXT), min(h, y1 + CONTEXT)
-        x = self._x = _buffer(self._x, (1, 1, cy1 - cy0, cx1 - cx0), np.float32)
-        np.multiply(ycc[cy0:cy1, cx0:cx1, 0], np.float32(1 / 255), out=x[0, 0])
-        sr = self.session.run([self._output], {self._input: x})[0][0, 0]
-        inner = sr[2 * (y0 - cy0):2 * (y1 - cy0), 2 * (x0 - cx0):2 * (x1 - cx0)]
-        # addWeighted: the fastest saturating, rounding float -> uint8 conversion in OpenCV's Python API
-        up[2 * y0:2 * y1, 2 * x0:2 * x1, 0] = cv2.addWeighted(inner, 255.0, inner, 0.0, 0.0, dtype=cv2.CV_8U)
+        run = self.model_run(cy1 - cy0, cx1 - cx0)
+        luma = self._luma = _buffer(self._luma, (cy1 - cy0, cx1 - cx0), np.uint8)
+        cv2.extractChannel(ycc[cy0:cy1, cx0:cx1], 0, dst=luma)
+        padded = cv2.copyMakeBorder(luma, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_REPLICATE)
+        np.multiply(padded, np.float32(1 / 255), out=run.x[0, 0])
+        run.run()
+        # run.sr: uint8 luma [16, ch/2, cw/2] (the graph ends in QuantizeLinear), channel 4*my+mx = 2x pixel
+        # (4p+my, 4q+mx). The pixel shuffle on uint8, straight into channel 0 of the 2x YCrCb image: rows 4p+my
+        # of the box, seen as 12 channels (4 pixels x Y/Cr/Cb), get the planes mx = 0..3 in channels 0, 3, 6, 9
+        py0, px0 = (y0 - cy0) // 2, (x0 - cx0) // 2
+        py1, px1 = py0 + (y1 - y0) // 2, px0 + (x1 - x0) // 2
+        region = up[2 * y0:2 * y1, 2 * x0:2 * x1]
+        for my in range(4):
+            dst = region[my::4].reshape(py1 - py0, px1 - px0, 12)
+            cv2.mixChannels([run.sr[4 * my + mx, py0:py1, px0:px1] for mx in range(4)], [dst], _SHUFFLE_PAIRS)
 
-    @property
-    def session(self) -> ort.InferenceSession:
-        """The ORT session (built on first use): one intra-op thread, no spinning."""
-        if self._session is None:
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = 1
-            so.inter_op_num_threads = 1
-            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(str(self._model_path), so, providers=["CPUExecutionProvider"])
-            self._input = self._session.get_inputs()[0].name
-            self._output = self._session.get_outputs()[0].name
-        return self._session
+    def model_run(self, h: int, w: int) -> _Run:
+        """The model for an [h, w] luma crop: a fixed-input-shape ORT session (so ORT fuses the anchor's ``Add``
+        into the last conv) with its input and output bound to buffers: fill ``.x`` (the crop / 255,
+        edge-padded by 2), call ``.run()``, read ``.sr`` (uint8 [16, h/2, w/2], before the pixel shuffle). A few
+        shapes are kept (whole frame + recent person boxes; building one takes ~5-20 ms)."""
+        key = (h, w)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _Run(self._model_path, h, w)
+            while len(self._runs) > _MAX_RUNS:
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(key)
+        return run
+
+
+class _Run:
+    """One fixed-shape ORT session (one intra-op thread, no spinning) with its input/output buffers bound."""
+
+    def __init__(self, model_path: Path, h: int, w: int) -> None:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # the dynamic input dims as the export names them (vcam.models.sr.export)
+        so.add_free_dimension_override_by_name("height", h + 2 * _PAD)
+        so.add_free_dimension_override_by_name("width", w + 2 * _PAD)
+        self.session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.x = np.empty((1, 1, h + 2 * _PAD, w + 2 * _PAD), np.float32)
+        self._out = np.empty((1, 16, h // 2, w // 2), np.uint8)
+        self.sr = self._out[0]
+        self._binding = self.session.io_binding()
+        self._binding.bind_cpu_input(inp.name, self.x)
+        self._binding.bind_output(self.session.get_outputs()[0].name, "cpu", 0, np.uint8, list(self._out.shape),
+                                  self._out.ctypes.data)
+
+    def run(self) -> None:
+        self.session.run_with_iobinding(self._binding)
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -53,11 +53,44 @@ def test_shipped_model_follows_contract_and_card() -> None:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
     assert inp.name == "image" and inp.shape[:2] == [1, 1] and not isinstance(inp.shape[2], int)
-    assert out.name == "sr"
+    assert out.name == "sr" and out.shape[:2] == [1, 16]
+    assert card["io"]["pad"] == 2 and card["io"]["pixel_shuffle"] == 4
     for h, w in ((360, 640), (98, 150)):
-        y = sess.run(None, {"image": np.full((1, 1, h, w), 0.5, np.float32)})[0]
-        assert y.shape == (1, 1, 2 * h, 2 * w) and y.dtype == np.float32
-        assert np.allclose(y, 0.5, atol=0.02)  # a flat image stays flat
+        # input: the h x w luma edge-padded by 2; output: the 2x luma before DepthToSpace(4)
+        y = sess.run(None, {"image": np.full((1, 1, h + 4, w + 4), 0.5, np.float32)})[0]
+        assert y.shape == (1, 16, h // 2, w // 2) and y.dtype == np.uint8  # luma levels, rounded, saturated
+        assert np.abs(y.astype(int) - 128).max() <= 5  # a flat image stays flat
+
+
+def test_stage_is_the_model_luma_with_bilinear_chroma(small: np.ndarray) -> None:
+    """Whole-frame SR equals the plain recipe: YCrCb, model luma (padded input, DepthToSpace, rounded) in Y,
+    bilinear 2x Cr/Cb, back to BGR; computed here with an independent dynamic-shape session."""
+    out = Upscaler(UpscaleSettings(mode="on", person_only=False)).process(small, None, OUT).astype(int)
+    ycc = cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb)
+    sess = ort.InferenceSession(str(shipped_model_path()), providers=["CPUExecutionProvider"])
+    xpad = cv2.copyMakeBorder(ycc[..., 0], 2, 2, 2, 2, cv2.BORDER_REPLICATE).astype(np.float32)[None, None] / 255
+    raw = sess.run(None, {"image": xpad})[0][0]  # uint8 [16, 180, 320]
+    y = raw.reshape(4, 4, 180, 320).transpose(2, 0, 3, 1).reshape(720, 1280)  # DepthToSpace(4), CRD
+    up = cv2.resize(ycc, OUT, interpolation=cv2.INTER_LINEAR)
+    up[..., 0] = y
+    want = cv2.cvtColor(up, cv2.COLOR_YCrCb2BGR).astype(int)
+    assert np.abs(out - want).max() <= 1  # float rounding (fixed-shape vs dynamic session) only
+    bilinear_y = cv2.resize(ycc[..., 0], OUT, interpolation=cv2.INTER_LINEAR).astype(int)
+    assert np.abs(up[..., 0].astype(int) - bilinear_y).mean() > 0.3  # SR does change the luma
+
+
+def test_one_fixed_shape_session_per_crop_shape(small: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="on", person_only=True))
+    mask = _person_mask(small.shape[:2])
+    up.process(small, mask, OUT)
+    up.process(small, None, OUT)  # no mask: whole frame
+    assert len(up._runs) == 2 and (360, 640) in up._runs
+    for i in range(12):  # many box shapes: only the most recent few sessions are kept
+        m = np.zeros((144, 256), np.float32)
+        m[20:120, 60 + 4 * i:150 + 6 * i] = 1.0
+        up.reset()
+        assert up.process(small, m, OUT).shape == (720, 1280, 3)
+    assert 2 < len(up._runs) <= 8
 
 
 def test_sr_beats_bicubic_on_webcam_frames(demo_frames: list[np.ndarray]) -> None:
@@ -77,7 +110,7 @@ def test_off_is_plain_resize(small: np.ndarray) -> None:
     up = Upscaler(UpscaleSettings(mode="off"))
     out = up.process(small, _person_mask(small.shape[:2]), out_size=OUT)
     assert np.array_equal(out, cv2.resize(small, OUT, interpolation=cv2.INTER_LINEAR))
-    assert up._session is None  # off never loads the model
+    assert not up._runs  # off never loads the model
     assert up.last_box is None
 
 
@@ -106,7 +139,7 @@ def test_person_only_equals_whole_frame_sr_inside_the_box(small: np.ndarray) -> 
 def test_no_person_means_no_sr(small: np.ndarray) -> None:
     up = Upscaler(UpscaleSettings(mode="on", person_only=True))
     out = up.process(small, np.zeros((144, 256), np.float32), OUT)
-    assert up.last_box is None
+    assert up.last_box is None and not up._runs
     ycc = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb), OUT, interpolation=cv2.INTER_LINEAR)
     assert np.array_equal(out, cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
 

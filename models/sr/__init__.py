@@ -14,7 +14,8 @@ CARD_FILE = "tinysr_x2.json"
 
 
 def shipped_model_path() -> Path:
-    """Path of the shipped 2x luma super-resolution model (ONNX, input ``image`` [1,1,H,W] -> ``sr`` [1,1,2H,2W])."""
+    """Path of the shipped 2x luma super-resolution model (ONNX: input ``image`` [1,1,H+4,W+4], the luma / 255
+    edge-padded by 2 -> ``sr`` uint8 [1,16,H/2,W/2], the 2x luma before the pixel shuffle; see the card)."""
     return Path(__file__).resolve().parent / MODEL_FILE
 
 

@@ -13,7 +13,10 @@ OpenCV's INTER_CUBIC resize everywhere, borders included.
 
 For export, :func:`to_inference` folds the RepVGG branches and rewrites the unshuffle + first 3x3 conv as
 one 6x6 stride-2 conv on the full-resolution input (the same arithmetic, no transpose), and the anchor as a
-fixed 6x6 stride-2 conv whose sum ONNX Runtime fuses into the last conv. Input H and W must be even.
+fixed 6x6 stride-2 conv whose sum ONNX Runtime fuses into the last conv (when the session's input shape is
+fixed). Input H and W must be even. The exported graph (:meth:`TinySRInference.core` + a uint8
+``QuantizeLinear``) leaves the edge padding and the final pixel shuffle to the caller
+(``postprocess/upscale.py``), where OpenCV does them cheaper.
 """
 
 from __future__ import annotations
@@ -119,11 +122,30 @@ class TinySRInference(nn.Module):
             self.anchor.weight.copy_(torch.from_numpy(bicubic_anchor_kernel()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
-        y = torch.relu(self.head(x))
+        return F.pixel_shuffle(self.core(F.pad(x, (2, 2, 2, 2), mode="replicate")), 4)
+
+    def core(self, xpad: torch.Tensor) -> torch.Tensor:
+        """What the ONNX file holds (before its closing uint8 ``QuantizeLinear``, see ``export``): the 2x luma
+        before the pixel shuffle.
+
+        ``xpad``: the input edge-padded by 2, [1,1,H+4,W+4] -> [1,16,H/2,W/2], channel ``4*my + mx`` = 2x pixel
+        (4p+my, 4q+mx). The stage pads and shuffles itself: cheaper in OpenCV (the shuffle on uint8) than
+        ORT's Pad and DepthToSpace on float."""
+        y = torch.relu(self.head(xpad))
         for conv in self.body:
             y = torch.relu(conv(y))
-        return F.pixel_shuffle(self.tail(y) + self.anchor(x), 4)
+        return self.tail(y) + self.anchor(xpad)
+
+
+class _Core(nn.Module):
+    """Export wrapper: :meth:`TinySRInference.core` as ``forward``."""
+
+    def __init__(self, net: TinySRInference) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, xpad: torch.Tensor) -> torch.Tensor:
+        return self.net.core(xpad)
 
 
 @torch.no_grad()

@@ -17,9 +17,10 @@ output luma over still pixels (8-bit levels). SR must not exceed bicubic's.
 Sharp content: per-trait gains also on the 86 ``portrait-seg/val.txt`` photos (sharp street photos, never
 trained on), since the held-out clips are very soft.
 
-Speed: CPU time (``time.process_time``, robust to the shared machine's load) per 640x360 -> 1280x720 frame at
-one thread: the ONNX model alone, the whole stage on the whole frame, and the whole stage person-only with
-the shipped segmenter's mask of a demo frame.
+Speed: CPU time of the calling thread (``time.thread_time``, robust to the shared machine's load; ORT runs on
+that thread) per 640x360 -> 1280x720 frame at one thread, round-robin: the ONNX model alone (the stage's
+fixed-shape session on the demo frame's luma), the whole stage on the whole frame, and the whole stage
+person-only with the shipped segmenter's mask of a demo frame.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,17 +165,25 @@ def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99, c
     return {name: s / max(count, 1) for name, s in sums.items()} | {"still_pixels": count}
 
 
-def _cpu_ms(fns: dict[str, Callable[[], object]], runs: int = 60) -> dict[str, dict]:
-    """CPU ms per call of each function, measured round-robin so load changes hit all of them alike."""
+def _cpu_ms(fns: dict[str, Callable[[], object]], runs: int = 100, block: int = 1) -> dict[str, dict]:
+    """CPU ms per call of each function, measured round-robin so load changes hit all of them alike.
+
+    ``block`` > 1: each turn runs one function ``block`` times in a row (after 3 untimed calls), so its caches
+    are warm, as in a loop over that stage alone; ``block`` = 1: one call per turn, each starting with caches
+    the other functions used (closer to the stage between the pipeline's other stages)."""
     for fn in fns.values():
         for _ in range(3):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
+    for _ in range(max(1, runs // block)):
         for name, fn in fns.items():
-            t0 = time.process_time()
-            fn()
-            times[name].append((time.process_time() - t0) * 1e3)
+            if block > 1:
+                for _ in range(3):
+                    fn()
+            for _ in range(block):
+                t0 = time.thread_time()
+                fn()
+                times[name].append((time.thread_time() - t0) * 1e3)
     return {name: {"median_cpu_ms": round(float(np.median(t)), 2), "min_cpu_ms": round(float(np.min(t)), 2)}
             for name, t in times.items()}
 
@@ -197,30 +207,69 @@ def person_mask(frame: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def speed(model: Path) -> dict:
+def speed(model: Path, baseline: str | None = None, block: int = 1) -> dict:
+    """CPU ms of the model alone, the stage whole-frame and person-only (and a plain bilinear resize).
+
+    ``baseline``: a git revision whose ``postprocess/upscale.py`` and shipped model are timed in the same
+    round-robin (``baseline_*`` keys), for an old-vs-new ratio that the shared machine's load cancels out of."""
     import onnxruntime as ort
 
     frame = demo_frame_360p()
     whole = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=model)
     person = Upscaler(UpscaleSettings(mode="on", person_only=True), model_path=model)
-    x = np.random.default_rng(0).random((1, 1, 360, 640), dtype=np.float32)
-    sess = whole.session
-    name = sess.get_inputs()[0].name
+    whole.process(frame, None, OUT_SIZE)  # fills the model's bound input with the frame's padded luma
     fns: dict[str, Callable[[], object]] = {
-        "model_640x360": lambda: sess.run(None, {name: x}),
+        "model_640x360": whole.model_run(360, 640).run,
         "stage_whole_frame": lambda: whole.process(frame, None, OUT_SIZE),
         "plain_bilinear_resize": lambda: cv2.resize(frame, OUT_SIZE, interpolation=cv2.INTER_LINEAR),
     }
     mask = person_mask(frame)
     if mask is not None:
         fns["stage_person_only"] = lambda: person.process(frame, mask, OUT_SIZE)
-    res: dict = _cpu_ms(fns)
+    if baseline:
+        fns.update(_baseline_fns(baseline, frame, mask))
+    res: dict = _cpu_ms(fns, block=block)
+    res["calls_in_a_row"] = block
     res["onnxruntime"] = ort.__version__
     res["load_average_1min"] = round(os.getloadavg()[0], 2)
     if mask is not None and person.last_box is not None:
         box = person.last_box
         res["person_box_fraction_of_frame"] = round((box[2] - box[0]) * (box[3] - box[1]) / (640 * 360), 3)
+    if baseline:
+        res["baseline"] = baseline
+        for key in ("model_640x360", "stage_whole_frame", "stage_person_only"):
+            if f"baseline_{key}" in res:
+                res[f"ratio_{key}"] = round(res[key]["median_cpu_ms"] / res[f"baseline_{key}"]["median_cpu_ms"], 3)
     return res
+
+
+def _baseline_fns(rev: str, frame: np.ndarray, mask: np.ndarray | None) -> dict[str, Callable[[], object]]:
+    """Timing functions of the stage and model at git revision ``rev`` (its input contract: unpadded luma)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    repo = Path(__file__).resolve().parents[2]
+    tmp = Path(tempfile.mkdtemp(prefix="sr-baseline-"))
+    for src, dst in (("postprocess/upscale.py", "upscale_baseline.py"), ("models/sr/tinysr_x2.onnx", "model.onnx")):
+        (tmp / dst).write_bytes(subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{src}"], check=True,
+                                               capture_output=True).stdout)
+    spec = importlib.util.spec_from_file_location("upscale_baseline", tmp / "upscale_baseline.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["upscale_baseline"] = mod  # pydantic resolves the settings' annotations through it
+    spec.loader.exec_module(mod)
+    whole = mod.Upscaler(mod.UpscaleSettings(mode="on", person_only=False), model_path=tmp / "model.onnx")
+    person = mod.Upscaler(mod.UpscaleSettings(mode="on", person_only=True), model_path=tmp / "model.onnx")
+    sess = whole.session
+    name = sess.get_inputs()[0].name
+    x = (cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float32) / 255)[None, None]
+    fns: dict[str, Callable[[], object]] = {
+        "baseline_model_640x360": lambda: sess.run(None, {name: x}),
+        "baseline_stage_whole_frame": lambda: whole.process(frame, None, OUT_SIZE),
+    }
+    if mask is not None:
+        fns["baseline_stage_person_only"] = lambda: person.process(frame, mask, OUT_SIZE)
+    return fns
 
 
 def complexity(model: Path, h: int = 360, w: int = 640) -> dict:
@@ -234,13 +283,17 @@ def complexity(model: Path, h: int = 360, w: int = 640) -> dict:
     m = onnx.load(str(model))
     inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    outputs = {o.name for o in m.graph.output}
     for n in convs:
-        m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+        if n.output[0] not in outputs:
+            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+    pad = 0 if any(n.op_type == "Pad" for n in m.graph.node) else 4  # newer graphs take the input edge-padded
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = sess.run([n.output[0] for n in convs], {sess.get_inputs()[0].name: np.zeros((1, 1, h, w), np.float32)})
+    x = np.zeros((1, 1, h + pad, w + pad), np.float32)
+    outs = sess.run([n.output[0] for n in convs], {sess.get_inputs()[0].name: x})
     macs = sum(int(o.size) * int(np.prod(inits[n.input[1]].shape[1:])) for n, o in zip(convs, outs))
     anchor_params = sum(inits[n.input[1]].size for n in convs if "anchor" in n.input[1])
-    total = int(sum(a.size for a in inits.values()))
+    total = int(sum(inits[name].size for n in convs for name in n.input[1:] if name in inits))  # weights, biases
     return {"gflops_640x360_to_1280x720": round(2 * macs / 1e9, 3), "params_total": total,
             "params_learned": int(total - anchor_params)}
 
@@ -272,6 +325,11 @@ def table(q: dict, t: dict, s: dict, c: dict, traits: dict, photos: dict) -> str
                      f"(median / min) | {s['stage_person_only']['median_cpu_ms']:.2f} / "
                      f"{s['stage_person_only']['min_cpu_ms']:.2f} |")
     lines.append(f"| plain bilinear resize ms (median) | {s['plain_bilinear_resize']['median_cpu_ms']:.2f} |")
+    for key in ("model_640x360", "stage_whole_frame", "stage_person_only"):
+        if f"baseline_{key}" in s:
+            b = s[f"baseline_{key}"]
+            lines.append(f"| {s['baseline']}: {key} ms (median / min), new / old median | {b['median_cpu_ms']:.2f} / "
+                         f"{b['min_cpu_ms']:.2f}, {s[f'ratio_{key}']:.3f} |")
     lines.append(f"| machine load average while timing (2 cores) | {s['load_average_1min']:.2f} |")
     return "\n".join(lines)
 
@@ -285,22 +343,27 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--speed-only", action="store_true",
                    help="only re-measure speed (e.g. when the shared machine is quieter); updates that card entry")
+    p.add_argument("--block", type=int, default=1, metavar="N",
+                   help="time each function N calls in a row per turn (warm caches) instead of 1 (default)")
+    p.add_argument("--baseline", metavar="REV",
+                   help="also time the stage and model of this git revision in the same round-robin (old vs new)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cv2.setNumThreads(1)
     cmd = "python -m vcam.evaluation.sr"
     if args.speed_only:
-        s = speed(args.model)
+        s = speed(args.model, args.baseline, args.block)
         print(json.dumps(s, indent=2))
         if args.write_card:
-            _update_card(args.model, {"speed_one_thread": {**s, "stat": SPEED_STAT, "command": cmd + " --speed-only"}})
+            key = "speed_one_thread" if args.block == 1 else "speed_one_thread_warm"
+            _update_card(args.model, {key: {**s, "stat": SPEED_STAT, "command": _command(args)}})
         return
     upscaler = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
     q = quality(args.data, upscaler, step=args.step)
     traits = per_trait(args.data, upscaler)
     photos = photo_traits(args.data, upscaler)
     t = {"webcam": temporal(args.data, upscaler), "clean": temporal(args.data, upscaler, clean=True)}
-    s = speed(args.model)
+    s = speed(args.model, args.baseline, args.block)
     c = complexity(args.model)
     print(table(q, t, s, c, traits, photos))
     figures = {
@@ -309,7 +372,8 @@ def main() -> None:
         "gain_per_trait_db_val_photos": {**photos, "command": cmd},
         "temporal_still_change": {**{cond: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
                                      for cond, r in t.items()}, "command": cmd},
-        "speed_one_thread": {**s, "stat": SPEED_STAT, "command": cmd},
+        "speed_one_thread" if args.block == 1 else "speed_one_thread_warm": {**s, "stat": SPEED_STAT,
+                                                                           "command": _command(args)},
         "complexity": {**c, "command": cmd},
     }
     if args.json:
@@ -318,7 +382,23 @@ def main() -> None:
         _update_card(args.model, figures)
 
 
-SPEED_STAT = "CPU time (process_time) per call, round-robin, on a shared 2-core machine (see load_average_1min)"
+SPEED_STAT = "CPU time (thread_time) per call, round-robin, on a shared 2-core machine (see load_average_1min)"
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that produced the figures (without output-only options)."""
+    parts = ["python -m vcam.evaluation.sr"]
+    if args.speed_only:
+        parts.append("--speed-only")
+    if args.model != shipped_model_path():
+        parts += ["--model", str(args.model)]
+    if args.step != 10 and not args.speed_only:
+        parts += ["--step", str(args.step)]
+    if args.baseline:
+        parts += ["--baseline", args.baseline]
+    if args.block != 1:
+        parts += ["--block", str(args.block)]
+    return " ".join(parts)
 
 
 def _update_card(model: Path, figures: dict) -> None:
