@@ -30,14 +30,19 @@ class FastGuidedFilter:
             self.out = np.empty(detail, np.float32)
 
     def apply(self, guide_coarse: np.ndarray, mask_coarse: np.ndarray, guide_detail: np.ndarray,
-              radius: int, eps: float, out_u8: np.ndarray | None = None) -> np.ndarray:
+              radius: int, eps: float, out_u8: np.ndarray | None = None,
+              out_affine: tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
         """Filter ``mask_coarse`` (float32, coarse grid) guided by ``guide_coarse`` (float32 [0,1], same grid);
         return the result at the detail resolution of ``guide_detail``.
 
         ``guide_detail`` is float32 [0, 1] or uint8 [0, 255] (the grey image as it comes, no conversion pass).
         Without ``out_u8`` the result is float32 [0, 1] (may overshoot slightly) in a reused buffer; with it
         (uint8, detail size) the result is written there as 0..255, rounded and saturated, in the same pass as
-        the final addition (no separate clip and conversion), and ``out_u8`` is returned."""
+        the final addition (no separate clip and conversion), and ``out_u8`` is returned.
+
+        ``out_affine = (gain, offset)``: with ``out_u8``, write ``gain * q * 255 + offset`` instead (saturated): a
+        linear contrast curve applied to the result folded into the coefficients on the coarse grid, so it costs
+        no pass over the detail image."""
         self._alloc(guide_coarse.shape, guide_detail.shape)
         k = (2 * radius + 1, 2 * radius + 1)
         border = cv2.BORDER_REFLECT
@@ -59,7 +64,8 @@ class FastGuidedFilter:
         cv2.subtract(self.mean_p, self.tmp, dst=self.b)
         # q = a * I + b with I in guide_detail's units and q in the output's: scale a and b on the coarse grid
         # (cheap) rather than the detail image
-        out_scale = 255.0 if out_u8 is not None else 1.0
+        gain, offset = out_affine if out_u8 is not None else (1.0, 0.0)
+        out_scale = 255.0 * gain if out_u8 is not None else 1.0
         a_scale = out_scale / (255.0 if guide_detail.dtype == np.uint8 else 1.0)
         box(self.a, -1, k, dst=self.tmp, borderType=border)
         if a_scale != 1.0:
@@ -67,8 +73,8 @@ class FastGuidedFilter:
         dh, dw = guide_detail.shape
         cv2.resize(self.tmp, (dw, dh), dst=self.a_up, interpolation=cv2.INTER_LINEAR)
         box(self.b, -1, k, dst=self.tmp, borderType=border)
-        if out_scale != 1.0:
-            np.multiply(self.tmp, np.float32(out_scale), out=self.tmp)
+        if out_scale != 1.0 or offset != 0.0:
+            cv2.addWeighted(self.tmp, out_scale, self.tmp, 0.0, offset, dst=self.tmp)
         cv2.resize(self.tmp, (dw, dh), dst=self.b_up, interpolation=cv2.INTER_LINEAR)
         cv2.multiply(self.a_up, guide_detail, dst=self.out, dtype=cv2.CV_32F)
         if out_u8 is not None:

@@ -3,11 +3,14 @@
 Pipeline per frame (``work`` = the frame halved until its width <= ``work_width``, 640x360 for 720p;
 ``grid`` = ``work`` halved ``grid_levels`` more times, 320x180 for 720p):
 
-1. the model mask is resized to the grid and smoothed in time, motion-adaptively, against the grid's grey frame;
+1. the model mask is resized to the grid and smoothed in time there: by default motion-compensated (the previous
+   mask is warped by optical flow onto this frame, and followed at once where that warp fails), else
+   motion-adaptively (followed at once wherever the grid's grey frame changed);
 2. edge-aware refinement: a fast guided filter fits its coefficients on the grid and applies them with the
    ``work`` grey image, so the alpha follows the image's edges at ``work`` resolution (hair, glasses, fingers);
-3. soft alpha (snapped at both ends around ``snap_center``) or threshold, then dilation, erosion and feathering on the refined alpha at ``work`` resolution
-   (grey-level morphology shifts the soft edge without hardening it, so they compose with refinement);
+3. soft alpha (snapped at both ends around ``snap_center``, folded into the filter's last step) or threshold,
+   then dilation, erosion and feathering on the refined alpha at ``work`` resolution (grey-level morphology
+   shifts the soft edge without hardening it, so they compose with refinement);
 4. one bilinear upscale to the frame size.
 
 Output: ``uint8 [H, W]`` alpha, 0 = background, 255 = person, in a buffer reused across frames.
@@ -88,14 +91,22 @@ class RefineHints(NamedTuple):
     alpha_level: int  # how many halvings of the frame the work resolution is
 
 
+def _snap_affine(s: MaskSettings) -> tuple[float, float]:
+    """(gain, offset) of the soft alpha curve on 0..255 values: ``gain * v + offset``, saturated to 0..255, snaps
+    values more than ``0.5 - snap`` below ``snap_center`` to 0, as far above to 255, linear between."""
+    half = (0.5 - s.snap) * 255.0
+    lo, hi = s.snap_center * 255.0 - half, s.snap_center * 255.0 + half
+    gain = 255.0 / max(hi - lo, 1.0)
+    return gain, -lo * gain
+
+
 def _alpha_lut(s: MaskSettings) -> np.ndarray:
     """uint8 -> uint8 curve applied to the refined alpha: threshold, or snap the ends and stretch the middle."""
     v = np.arange(256, dtype=np.float32)
     if not s.soft:
         return np.where(v >= s.threshold * 255.0, 255, 0).astype(np.uint8)
-    half = (0.5 - s.snap) * 255.0
-    lo, hi = s.snap_center * 255.0 - half, s.snap_center * 255.0 + half
-    return np.clip(np.round((v - lo) * 255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
+    gain, offset = _snap_affine(s)
+    return np.clip(np.round(v * gain + offset), 0, 255).astype(np.uint8)
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -120,6 +131,7 @@ class MaskRefiner:
         old = self.settings
         self.settings = settings
         self._lut = _alpha_lut(settings)
+        self._snap = _snap_affine(settings) if settings.soft else None
         if (old.work_width, old.grid_levels) != (settings.work_width, settings.grid_levels):
             self._frame_size = None  # reallocate (and reset) on the next frame
 
@@ -212,9 +224,12 @@ class MaskRefiner:
             if not after_refine:
                 self._smoother.process(self._mask_grid, rate, s.motion_jump)
         if s.refine and not after_refine:
-            # the common path: the filter writes the uint8 alpha directly (rounded and saturated)
+            # the common path: the filter writes the uint8 alpha directly (rounded and saturated), with the soft
+            # snap curve folded into its coefficients (no pass of its own)
             self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius, s.refine_eps,
-                           out_u8=self._alpha_work)
+                           out_u8=self._alpha_work, out_affine=self._snap or (1.0, 0.0))
+            if self._snap is None:
+                cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
         else:
             if s.refine:
                 refined = self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius,
@@ -226,7 +241,7 @@ class MaskRefiner:
                 self._smoother.process(refined, rate, s.motion_jump)
             # float [0,1] (guided filter may overshoot) -> uint8, rounded and clipped at both ends by saturation
             cv2.multiply(refined, 255.0, dst=self._alpha_work, dtype=cv2.CV_8U)
-        cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
+            cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
 
         a = self._alpha_work
         if s.dilate_px > 0:

@@ -146,10 +146,13 @@ class FlowSmoother:
         self._base_small = np.dstack([xs, ys])
         self._map_small = np.empty((fh, fw, 2), np.float32)
         # grid px per px of the flow (which is given at the size of DIS's input)
-        self._sx, self._sy = gw / fw, gh / fh
-        xs, ys = np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32))
-        self._base = np.dstack([xs, ys])
-        self._flow_up = np.empty((gh, gw, 2), np.float32)
+        self._flow_scale = np.array([gw / fw, gh / fh], np.float32)
+        # the warp map is built at the flow's size in grid coordinates and bilinearly scaled up: the identity part
+        # (the centre of flow pixel x is grid coordinate (x + 0.5) * s - 0.5) scales up to the grid's own
+        # coordinates exactly, except half a pixel at the outermost rim, so this equals scaling up the flow and
+        # adding the grid coordinates, without two full-grid passes
+        self._base_grid_small = (self._base_small + 0.5) * self._flow_scale - 0.5
+        self._map_grid_small = np.empty((fh, fw, 2), np.float32)
         self._map = np.empty((gh, gw, 2), np.float32)
         self._warped = np.empty((gh, gw), np.float32)
         self._rate = np.empty((gh, gw), np.float32)
@@ -187,12 +190,14 @@ class FlowSmoother:
         np.clip(self._err_f, np.float32(k_min), np.float32(1.0), out=self._err_f)
         cv2.resize(self._err_f, (mask.shape[1], mask.shape[0]), dst=self._rate, interpolation=cv2.INTER_LINEAR)
         # warp the previous output: map = grid coordinates + the flow scaled to grid pixels
-        cv2.resize(self._flow, (mask.shape[1], mask.shape[0]), dst=self._flow_up, interpolation=cv2.INTER_LINEAR)
-        if self._sx == self._sy:
-            cv2.scaleAdd(self._flow_up, self._sx, self._base, dst=self._map)
-        else:
-            np.multiply(self._flow_up, np.array([self._sx, self._sy], np.float32), out=self._flow_up)
-            cv2.add(self._flow_up, self._base, dst=self._map)
+        sx, sy = self._flow_scale
+        if sx == sy:
+            cv2.scaleAdd(self._flow, float(sx), self._base_grid_small, dst=self._map_grid_small)
+        else:  # (numpy's broadcast over the last axis of 2 is ~5x slower than OpenCV's per-channel scalar)
+            cv2.multiply(self._flow, (float(sx), float(sy), 0.0, 0.0), dst=self._map_grid_small)
+            cv2.add(self._map_grid_small, self._base_grid_small, dst=self._map_grid_small)
+        cv2.resize(self._map_grid_small, (mask.shape[1], mask.shape[0]), dst=self._map,
+                   interpolation=cv2.INTER_LINEAR)
         cv2.remap(self._prev, self._map, None, cv2.INTER_LINEAR, dst=self._warped, borderMode=cv2.BORDER_REPLICATE)
         if jump < 1.0:
             # follow = clip((|mask - warped| - jump/2) / (jump/2), 0, 1); rate = max(rate, follow)

@@ -86,6 +86,23 @@ def test_guided_filter_uint8_output_matches_the_float_path(clip) -> None:
     assert np.abs(out.astype(np.float32) - expect).max() <= 1
 
 
+def test_snap_folded_into_the_guided_filter_equals_the_curve_applied_after(clip) -> None:
+    from vcam.postprocess.guided import FastGuidedFilter
+    from vcam.postprocess.mask import _snap_affine
+
+    grey = cv2.cvtColor(clip[0][0], cv2.COLOR_BGR2GRAY)
+    work = cv2.resize(grey, (640, 360), interpolation=cv2.INTER_AREA)
+    grid = cv2.resize(work, (320, 180), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    mask = cv2.resize(clip[1][0], (320, 180), interpolation=cv2.INTER_LINEAR)
+    gain, offset = _snap_affine(MaskSettings())
+    gf = FastGuidedFilter()
+    q = gf.apply(grid, mask, work.astype(np.float32) / 255, 2, 1e-3).copy()
+    out = gf.apply(grid, mask, work, 2, 1e-3, out_u8=np.empty(work.shape, np.uint8), out_affine=(gain, offset))
+    expect = np.clip(np.round(q * 255 * gain + offset), 0, 255)
+    assert np.abs(out.astype(np.float32) - expect).max() <= 1
+    assert 0.001 < np.count_nonzero((out > 0) & (out < 255)) / out.size < 0.1  # snapped, still soft
+
+
 def test_threshold_mode_is_binary(clip) -> None:
     frames, masks = clip
     alpha = still(MaskSettings(soft=False), masks[0], frames[0])
