@@ -109,11 +109,13 @@ def _low_res_clip(path: Path, size: tuple[int, int] = (640, 360), frames: int = 
 
 
 @needs_chromium
-@pytest.mark.parametrize("camera", ["demo-720p", "360p-with-sr"])
+@pytest.mark.parametrize("camera", ["demo-720p", "360p-with-sr", "demo-720p-beauty"])
 def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path, source_energy, camera) -> None:
     y4m = tmp_path / "out.y4m"
     if camera == "demo-720p":
         daemon = _start_daemon(tmp_path, f"y4m:{y4m}")
+    elif camera == "demo-720p-beauty":  # skin smoothing on (it must keep the face's fine texture: checked below)
+        daemon = _start_daemon(tmp_path, f"y4m:{y4m}", extra=("--set", "beauty.enabled=true"))
     else:  # super-resolution up to the 1280x720 output
         clip = _low_res_clip(tmp_path / "cam360.avi")
         daemon = _start_daemon(tmp_path, f"y4m:{y4m}", source=str(clip), extra=("--set", 'upscale.mode="on"'))
@@ -139,8 +141,11 @@ def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path,
     seen = server.results
     assert seen is not None and "error" not in seen, seen
     _assert_blurred_background(seen, source_energy)
+    log = daemon.stdout.read()
     if camera == "360p-with-sr":
-        assert "super-resolution mode on" in daemon.stdout.read()
+        assert "super-resolution mode on" in log
+    if camera == "demo-720p-beauty":
+        assert "beauty stage: smoothing the skin of 1 face(s)" in log, log
 
 
 @needs_chromium

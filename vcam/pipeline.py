@@ -41,6 +41,7 @@ class Pipeline:
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.last_alpha: np.ndarray | None = None
         self._last_frame: np.ndarray | None = None
+        self._beauty_found_face = False  # logged once, so a user (and the end-to-end test) can see it working
 
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state."""
@@ -100,6 +101,10 @@ class Pipeline:
             levels = None
             # In place: the frame is this thread's own buffer and nothing reads the unsmoothed pixels afterwards.
             frame = self._timed("beauty", lambda: self.beauty.process(frame, inplace=True))
+            if self.beauty.faces and not self._beauty_found_face:
+                self._beauty_found_face = True
+                log.info("beauty stage: smoothing the skin of %d face(s) (preset %s, strength %.2f)",
+                         len(self.beauty.faces), self.config.beauty.preset, self.config.beauty.strength)
         self._last_frame = frame
         if mask is None:
             self.last_alpha = None
