@@ -128,9 +128,10 @@ class FlowSmoother:
 
     def _allocate(self, shape: tuple[int, int], levels: int) -> None:
         gh, gw = shape
-        # DIS computes its field at its input halved `finest scale` times (2 in the ultrafast preset); its input
-        # is the grid halved so that the field is the grid halved `levels` times, with finest scale 2 where it
-        # can (a coarser finest scale on a larger input costs more for the same field)
+        # DIS computes its field at its input halved `finest scale` times (and returns it scaled up to the input's
+        # size); its input is the grid halved once and its finest scale `levels - 1`, so the field is the grid
+        # halved `levels` times (80x45 at 720p for 2); a larger input with a coarser finest scale costs more for
+        # the same field
         image_levels = min(1, levels)
         self._dis.setFinestScale(levels - image_levels)
         fw, fh = max(8, gw >> image_levels), max(8, gh >> image_levels)
