@@ -41,7 +41,8 @@ class VirtualCameraSink:
         except (RuntimeError, KeyError) as exc:
             busy = "busy" in str(exc).lower()
             what = "is busy (another program is writing to it)" if busy else "is not available"
-            raise SinkError(f"virtual camera {self.device or ''} {what}: {exc}\nfix: {fix_hint()}") from exc
+            name = f"virtual camera {self.device}" if self.device else "virtual camera"
+            raise SinkError(f"{name} {what}: {exc}\nfix: {fix_hint()}") from exc
         self.description = f"virtual:{self._cam.device}"
         self._i420 = np.zeros((height * 3 // 2, width), np.uint8)
         log.info("virtual camera %s (%s backend) open at %dx%d %.0f fps",
