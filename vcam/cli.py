@@ -181,7 +181,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_soak(args: argparse.Namespace) -> int:
     from .soak import run_soak
 
-    result = run_soak(args.minutes, load=args.load)
+    result = run_soak(args.minutes, load=args.load, file_sink=not args.no_file)
     if not args.json:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
     p.add_argument("--minutes", type=float, default=2.0)
     p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
+    p.add_argument("--no-file", action="store_true",
+                   help="leave out the mp4 file sink (its muxer's index grows with every frame until it is closed)")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_soak)
     return parser
