@@ -16,7 +16,8 @@ Sections:
   sequences and the first frames of every clip in ``videos/``, for the raw mask, refinement without temporal
   smoothing and with it; lag = distance (frame px) from the smoothed alpha's edge to the unsmoothed one's
   (mean, 95th and 99th percentile over all edge pixels of all frames), and on DAVIS IoU against the human masks.
-- timing: median CPU ms per 1280x720 frame at one thread, per stage, on the demo clip.
+- timing: median CPU ms per 1280x720 frame at one thread, per stage, on the demo clip, and the same scaled to the
+  issue's machine by a reference op timed before every pass.
 
 The segmenter is any ``.onnx`` following the segmenter contract (default: the shipped MediaPipe landscape model).
 This script reads ``../shared/data``; the product never imports it.
@@ -319,7 +320,10 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     stages["refine_plus_blur"] = both
     stages["refine_plus_blur_pipeline"] = both_pipeline
     dst = np.empty_like(frames[0])
-    reference = lambda i: cv2.GaussianBlur(frames[i % n], (51, 51), 0, dst=dst)  # noqa: E731
+
+    def reference(i: int) -> None:
+        cv2.GaussianBlur(frames[i % n], (51, 51), 0, dst=dst)
+
     best = {k: float("inf") for k in stages}
     ratios: dict[str, list[float]] = {k: [] for k in stages}
     refs = []
