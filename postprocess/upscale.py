@@ -15,6 +15,7 @@ across frames or write into it.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,9 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "person_box"]
+log = logging.getLogger(__name__)
+
+__all__ = ["AUTO_MAX_PIXELS", "CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "person_box"]
 
 CONTEXT = 8  # low-res pixels read around the box (TinySR's receptive field reaches 7); even keeps the grid
 _ALIGN = 8  # box corners on multiples of this: fewer distinct ORT input shapes, even sizes
@@ -32,6 +35,7 @@ _SLACK = 0.03  # extra room (fraction of the frame width) given to a new box, so
 _PAD = 2  # the model's input is the crop edge-padded by this much (done here: cheaper than ORT's Pad)
 _MAX_RUNS = 8  # fixed-shape ORT sessions kept (whole frame + recent person boxes)
 _SHUFFLE_PAIRS = [0, 0, 1, 3, 2, 6, 3, 9]  # mixChannels: plane mx -> channel 3*mx (Y of the mx-th pixel of 4)
+AUTO_MAX_PIXELS = 640 * 480  # SR in auto mode up to VGA: the low-resolution cameras the stage is for
 
 
 class UpscaleSettings(BaseModel):
@@ -42,7 +46,14 @@ class UpscaleSettings(BaseModel):
     mode: Literal["off", "auto", "on"] = Field(
         "auto",
         description="Learned 2x super-resolution: off = plain resize; auto = when the camera frame is smaller "
-        "than the output in both dimensions; on = whenever the output is larger in either dimension",
+        "than the output in both dimensions and has at most auto_max_pixels; on = whenever the output is larger "
+        "in either dimension",
+    )
+    auto_max_pixels: int = Field(
+        AUTO_MAX_PIXELS, ge=0,
+        description="auto mode: largest camera frame (width x height) that gets super-resolution; its cost grows "
+        "with the pixels (about 8 ms at 640x360 on one laptop core, four times that at 1280x720, over a 30 fps "
+        "frame's budget), so a 720p camera feeding a 1080p output is upscaled plainly",
     )
     person_only: bool = Field(
         True, description="With a person mask, run SR only on the person's box and upscale the rest cheaply"
@@ -100,6 +111,7 @@ class Upscaler:
         self._out: np.ndarray | None = None
         self._prev_box: tuple[int, int, int, int] | None = None
         self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
+        self._logged_skip: tuple[int, int] | None = None
 
     # -- stage contract --------------------------------------------------------------------------------------
 
@@ -144,7 +156,16 @@ class Upscaler:
         if mode == "off":
             return False
         if mode == "auto":
-            return w < out_w and h < out_h
+            if not (w < out_w and h < out_h):
+                return False
+            if w * h > self.settings.auto_max_pixels:
+                if (w, h) != self._logged_skip:
+                    self._logged_skip = (w, h)
+                    log.info("super-resolution (auto) skipped for %dx%d camera frames: over auto_max_pixels=%d, "
+                             "where it would not fit a frame's time; plain bilinear upscale", w, h,
+                             self.settings.auto_max_pixels)
+                return False
+            return True
         return w < out_w or h < out_h
 
     def _resize(self, img: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:

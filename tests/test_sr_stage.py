@@ -124,6 +124,22 @@ def test_auto_runs_sr_only_when_the_frame_is_smaller(small: np.ndarray, demo_fra
     assert np.array_equal(out, cv2.resize(big, (960, 540), interpolation=cv2.INTER_AREA))
 
 
+def test_auto_leaves_frames_above_its_pixel_budget_to_a_plain_resize(demo_frames: list[np.ndarray]) -> None:
+    # a 720p camera feeding a 1080p output: 2x SR of 1280x720 costs ~4x the 360p figure, over a frame's time
+    hd = demo_frames[2]
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    out = up.process(hd, None, out_size=(1920, 1080))
+    assert up.last_box is None and not up._runs
+    assert np.array_equal(out, cv2.resize(hd, (1920, 1080), interpolation=cv2.INTER_LINEAR))
+    # VGA and below still get it; a raised budget, or "on", gets it for 720p too
+    vga = cv2.resize(hd, (640, 480), interpolation=cv2.INTER_AREA)
+    up.process(vga, None, out_size=(1280, 960))
+    assert up.last_box == (0, 0, 640, 480)
+    raised = Upscaler(UpscaleSettings(mode="auto", person_only=False, auto_max_pixels=1280 * 720))
+    raised.process(hd, None, out_size=(1920, 1080))
+    assert raised.last_box == (0, 0, 1280, 720)
+
+
 def test_person_only_equals_whole_frame_sr_inside_the_box(small: np.ndarray) -> None:
     whole = Upscaler(UpscaleSettings(mode="on", person_only=False)).process(small, None, OUT).copy()
     person = Upscaler(UpscaleSettings(mode="on", person_only=True))
