@@ -171,8 +171,12 @@ class Upscaler:
     def _resize(self, img: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
         h, w = img.shape[:2]
         out = self._out = _buffer(self._out, (out_size[1], out_size[0], 3), np.uint8)
-        shrink = out_size[0] * out_size[1] < w * h
-        cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        # Shrinking by 2x or more needs INTER_AREA's averaging (bilinear would skip pixels and alias); by less
+        # (1920x1080 -> 1280x720), OpenCV's non-integer INTER_AREA costs 8.7 ms per frame here against 1.9 ms
+        # for bilinear, whose 2-tap kernel already spans most of the 1.5-pixel footprint (on a zone plate: 27%
+        # more aliasing above the output's Nyquist, 26% less error below it).
+        strong_shrink = out_size[0] * 2 <= w or out_size[1] * 2 <= h
+        cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if strong_shrink else cv2.INTER_LINEAR)
         return out
 
     def _stable_box(self, box: tuple[int, int, int, int] | None, frame_hw: tuple[int, int]
