@@ -48,6 +48,8 @@ class OutputSettings(_Section):
     height: int = Field(720, ge=16, le=4320, description="output height (even)")
     fps: float = Field(30.0, gt=0, le=120, description="output frame rate (the pacing clock)")
     sinks: tuple[str, ...] = Field(("virtual",), description="virtual[:DEV], y4m:PATH, mjpeg:PORT, file:PATH")
+    fit: Literal["crop", "stretch"] = Field("crop", description="camera frames of another aspect ratio than the "
+                                            "output (a 4:3 webcam, 16:9 output): crop the centre, or stretch them")
 
     @field_validator("width", "height")
     @classmethod

@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 STAGES = ("segment", "upscale", "beauty", "refine", "composite")
 
 
+def fit_window(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int] | None:
+    """The centred window (x0, y0, w, h), even-sized, of a ``width`` x ``height`` frame that has the output's
+    aspect ratio; None when the frame already has it (within 1%)."""
+    target = out_width / out_height
+    if abs(width / height - target) <= 0.01 * target:
+        return None
+    if width / height > target:  # wider than the output: crop the sides
+        cw, ch = min(width, round(height * target)) & ~1, height & ~1
+    else:  # taller: crop top and bottom
+        cw, ch = width & ~1, min(height, round(width / target)) & ~1
+    return ((width - cw) // 2) & ~1, ((height - ch) // 2) & ~1, cw, ch
+
+
 class Pipeline:
     def __init__(self, config: Config, segmenter: Segmenter | None) -> None:
         """``segmenter`` None is the safe full-frame mode: frames pass through without a background effect."""
@@ -42,6 +55,7 @@ class Pipeline:
         self.last_alpha: np.ndarray | None = None
         self._last_frame: np.ndarray | None = None
         self._beauty_found_face = False  # logged once, so a user (and the end-to-end test) can see it working
+        self._fit_logged: tuple[int, int] | None = None
 
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state."""
@@ -90,6 +104,7 @@ class Pipeline:
         """Camera frame (BGR uint8, any even size) -> output frame (BGR uint8, output size)."""
         for name in STAGES:
             self.timings_ms[name] = 0.0
+        frame = self._fit_aspect(frame)
         segmenter = self.segmenter
         mask = self._timed("segment", lambda: segmenter.process(frame)) if segmenter and self.needs_mask else None
         # The segmenter's halvings of the frame save the refiner its own, while the frame is still that frame.
@@ -115,6 +130,22 @@ class Pipeline:
         self.last_alpha = alpha
         # The refiner's downscaled frame and work-resolution alpha save the compositor ~0.3 ms (same frame only).
         return self._timed("composite", lambda: self.compositor.process(frame, alpha, self.refiner.hints))
+
+    def _fit_aspect(self, frame: np.ndarray) -> np.ndarray:
+        """Crop a camera frame of another aspect ratio than the output to its centre (``output.fit = "crop"``),
+        so that later stages never stretch the picture (a 4:3 webcam on a 16:9 output)."""
+        height, width = frame.shape[:2]
+        window = fit_window(width, height, *self.out_size) if self.config.output.fit == "crop" else None
+        if window is None:
+            return frame
+        x0, y0, cw, ch = window
+        if self._fit_logged != (width, height):
+            self._fit_logged = (width, height)
+            log.info("camera frames %dx%d have another aspect ratio than the %dx%d output: using their centre %dx%d "
+                     "(output.fit = \"stretch\" stretches them instead)", width, height, *self.out_size, cw, ch)
+        crop = frame[y0:y0 + ch, x0:x0 + cw]
+        # the resize stage makes a new frame; without it, later stages want a contiguous frame of their own
+        return np.ascontiguousarray(crop) if (cw, ch) == self.out_size else crop
 
     def debug_view(self) -> np.ndarray | None:
         """The mask debug view of the last processed frame (for the preview page)."""
