@@ -281,7 +281,8 @@ class Daemon:
             self.segmenter = _load_segmenter_safely(config)
             self.pipeline.segmenter = self.segmenter
         self.pipeline.configure(config)
-        if config.output != old.output or config.source != old.source:
+        # output.fit is read per frame; the rest of source/output is fixed while the devices are open
+        if config.output.model_copy(update={"fit": old.output.fit}) != old.output or config.source != old.source:
             log.warning("source/output changes take effect after a restart of the daemon")
         log.info("settings applied (preset %s)", config.preset)
 
