@@ -78,14 +78,20 @@ class BackgroundSettings(BaseModel):
         return self
 
 
+def cover_window(image_width: int, image_height: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, w, h): the centred window of an image that has the aspect ratio of ``width`` x ``height`` (what
+    scaling the image to fill that size keeps)."""
+    scale = max(width / image_width, height / image_height)
+    cw, ch = min(image_width, round(width / scale)), min(image_height, round(height / scale))
+    return (image_width - cw) // 2, (image_height - ch) // 2, cw, ch
+
+
 def cover_fit(image: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
     """Scale ``image`` to fill ``width`` x ``height`` keeping its aspect ratio, centred, cropping the excess."""
     ih, iw = image.shape[:2]
-    scale = max(width / iw, height / ih)
-    cw, ch = min(iw, round(width / scale)), min(ih, round(height / scale))
-    x0, y0 = (iw - cw) // 2, (ih - ch) // 2
+    x0, y0, cw, ch = cover_window(iw, ih, width, height)
     crop = image[y0:y0 + ch, x0:x0 + cw]
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if max(width / iw, height / ih) < 1 else cv2.INTER_LINEAR  # shrinking: average
     return cv2.resize(crop, (width, height), dst=out, interpolation=interp)
 
 

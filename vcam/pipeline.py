@@ -17,7 +17,7 @@ import numpy as np
 from .config import Config
 from .postprocess.beauty import BeautyStage
 from .postprocess.beauty import default_model_path as yunet_model_path
-from .postprocess.composite import Compositor, render_mask_debug
+from .postprocess.composite import Compositor, cover_window, render_mask_debug
 from .postprocess.mask import MaskRefiner
 from .postprocess.upscale import Upscaler
 from .postprocess.upscale import default_model_path as sr_model_path
@@ -33,10 +33,8 @@ def fit_window(width: int, height: int, out_width: int, out_height: int) -> tupl
     target = out_width / out_height
     if abs(width / height - target) <= 0.01 * target:
         return None
-    if width / height > target:  # wider than the output: crop the sides
-        cw, ch = min(width, round(height * target)) & ~1, height & ~1
-    else:  # taller: crop top and bottom
-        cw, ch = width & ~1, min(height, round(width / target)) & ~1
+    _, _, cw, ch = cover_window(width, height, out_width, out_height)
+    cw, ch = cw & ~1, ch & ~1  # YUV 4:2:0 needs even sizes (and even offsets keep the chroma grid)
     return ((width - cw) // 2) & ~1, ((height - ch) // 2) & ~1, cw, ch
 
 
@@ -56,6 +54,7 @@ class Pipeline:
         self._last_frame: np.ndarray | None = None
         self._beauty_found_face = False  # logged once, so a user (and the end-to-end test) can see it working
         self._fit_logged: tuple[int, int] | None = None
+        self._fit_buffer: np.ndarray | None = None  # the crop, when no resize stage follows to copy it
 
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state."""
@@ -144,8 +143,13 @@ class Pipeline:
             log.info("camera frames %dx%d have another aspect ratio than the %dx%d output: using their centre %dx%d "
                      "(output.fit = \"stretch\" stretches them instead)", width, height, *self.out_size, cw, ch)
         crop = frame[y0:y0 + ch, x0:x0 + cw]
-        # the resize stage makes a new frame; without it, later stages want a contiguous frame of their own
-        return np.ascontiguousarray(crop) if (cw, ch) == self.out_size else crop
+        if (cw, ch) != self.out_size:
+            return crop  # the resize stage reads the view and makes a new frame
+        # no resize follows: later stages want a contiguous frame of their own
+        if self._fit_buffer is None or self._fit_buffer.shape != crop.shape:
+            self._fit_buffer = np.empty(crop.shape, np.uint8)
+        np.copyto(self._fit_buffer, crop)
+        return self._fit_buffer
 
     def debug_view(self) -> np.ndarray | None:
         """The mask debug view of the last processed frame (for the preview page)."""
