@@ -53,10 +53,10 @@ class BeautySettings(BaseModel):
 
 
 def default_model_path() -> Path:
-    """The YuNet face detector shipped in ``vcam.models.faces``."""
-    from vcam.models.faces import yunet_path
+    """The shipped YuNet face detector, found and sha256-checked by the model registry."""
+    from ..registry import verified_model_path
 
-    return yunet_path()
+    return verified_model_path("yunet", "face-detection")
 
 
 class BeautyStage:

@@ -67,10 +67,10 @@ class UpscaleSettings(BaseModel):
 
 
 def default_model_path() -> Path:
-    """The TinySR model shipped in ``vcam.models.sr`` (never ``../shared``)."""
-    from vcam.models.sr import shipped_model_path
+    """The shipped TinySR model, found and sha256-checked by the model registry."""
+    from ..registry import verified_model_path
 
-    return shipped_model_path()
+    return verified_model_path("tinysr-x2", "super-resolution")
 
 
 def person_box(mask: np.ndarray, frame_hw: tuple[int, int], threshold: float, margin: float,
@@ -246,7 +246,7 @@ class _Run:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        # the dynamic input dims as the export names them (vcam.models.sr.export)
+        # the dynamic input dims as the export names them (models.sr.export)
         so.add_free_dimension_override_by_name("height", h + 2 * _PAD)
         so.add_free_dimension_override_by_name("width", w + 2 * _PAD)
         self.session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
-from vcam.models.faces import yunet_path
+from models.faces import yunet_path
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
 
-from vcam.evaluation.beauty import (
+from tools.evaluation.beauty import (
     Detector,
     fine_band,
     luma,

@@ -17,8 +17,8 @@ pytest.importorskip("tflite")
 pytest.importorskip("onnx")
 pytest.importorskip("ai_edge_litert.interpreter")
 
-from vcam.models.mediapipe.convert import convert  # noqa: E402
-from vcam.models.mediapipe.measure import (  # noqa: E402
+from models.mediapipe.convert import convert  # noqa: E402
+from models.mediapipe.measure import (  # noqa: E402
     HERE,
     PHOTOS,
     TEACHERS,
@@ -34,7 +34,7 @@ if not TEACHERS.is_dir() or not PHOTOS.is_dir():
     pytest.skip("../shared/data (teachers, portrait-seg) not available", allow_module_level=True)
 
 # Asked for 1e-4; that is at the fp32 noise floor of this network's probability output. The cards record it
-# (`python -m vcam.models.mediapipe.measure`): the same .onnx run by onnxruntime with vs without graph
+# (`python -m models.mediapipe.measure`): the same .onnx run by onnxruntime with vs without graph
 # optimizations differs from itself by up to 7.7e-5 (general) on 12 real frames, and the general model is 1.07e-4
 # from TFLite on one of them. Conversion mistakes are orders of magnitude above the tolerance (see
 # test_parity_detects_a_subtle_conversion_error). The mean abs diff bound is the tight one (measured ~1e-7).
@@ -72,7 +72,7 @@ def test_conversion_matches_tflite(variant_frames) -> None:
 
 def test_parity_detects_a_subtle_conversion_error(variant_frames, monkeypatch: pytest.MonkeyPatch) -> None:
     # TF SAME padding puts the odd pixel at the end; putting it at the start must fail the parity check.
-    import vcam.models.mediapipe.convert as conv
+    import models.mediapipe.convert as conv
 
     variant, frames, reference = variant_frames
     same_pads = conv._same_pads
@@ -99,7 +99,7 @@ def test_shipped_file_is_a_fresh_conversion_and_matches_card(variant_frames) -> 
 def test_teacher_features_match_tflite_intermediates() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from vcam.models.mediapipe.teacher_features import DEFAULT_TFLITE, TEACHER_FEATURES, build_teacher_session
+    from models.mediapipe.teacher_features import DEFAULT_TFLITE, TEACHER_FEATURES, build_teacher_session
 
     variant = VARIANTS["landscape"]
     frames = demo_frames(variant.input_hw, 2) + photo_frames(variant.input_hw, 1)

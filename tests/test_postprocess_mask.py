@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from vcam.postprocess.mask import MaskRefiner, MaskSettings
 
-from vcam.evaluation.metrics import iou
+from tools.evaluation.metrics import iou
 from vcam.segmenter import make_session
 
 from .conftest import read_demo_frames

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vcam.models.common.repvgg import RepConv3x3, fold_model  # noqa: E402
-from vcam.models.segmenter.model import TIERS, SegNet, SegNetConfig  # noqa: E402
+from models.common.repvgg import RepConv3x3, fold_model  # noqa: E402
+from models.segmenter.model import TIERS, SegNet, SegNetConfig  # noqa: E402
 
 
 def _batch(frames: list[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
@@ -66,8 +66,8 @@ def test_strided_and_depthwise_blocks_fold(demo_frames: list[np.ndarray]) -> Non
 @pytest.mark.parametrize("flip_tta", [False, True])
 def test_export_matches_torch(tmp_path, demo_frames: list[np.ndarray], flip_tta: bool) -> None:
     ort = pytest.importorskip("onnxruntime")
-    from vcam.models.segmenter.export import export_onnx
-    from vcam.models.segmenter.model import ExportWrapper
+    from models.segmenter.export import export_onnx
+    from models.segmenter.model import ExportWrapper
 
     cfg = SegNetConfig(enc_widths=(4, 8, 8, 12, 12), input_size=(72, 128))
     net = SegNet(cfg)

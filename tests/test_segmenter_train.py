@@ -15,8 +15,8 @@ pytestmark = pytest.mark.skipif(not (SHARED_DATA / "portrait-seg").is_dir(), rea
 
 
 def test_few_training_steps_then_resume_and_export(tmp_path: Path) -> None:
-    from vcam.models.segmenter import train
-    from vcam.models.segmenter.export import export_onnx, load_checkpoint
+    from models.segmenter import train
+    from models.segmenter.export import export_onnx, load_checkpoint
 
     t0 = time.monotonic()
     common = ["--tier", "lite", "--out", str(tmp_path / "run"), "--batch", "4", "--limit", "6", "--threads", "1",
@@ -34,7 +34,7 @@ def test_few_training_steps_then_resume_and_export(tmp_path: Path) -> None:
 
 
 def test_augmented_batch_is_well_formed() -> None:
-    from vcam.models.segmenter.data import Augmenter, load_corpus
+    from models.segmenter.data import Augmenter, load_corpus
 
     items, backgrounds = load_corpus(limit=4)
     assert all(it.image.shape[:2] == it.isnet.shape for it in items)

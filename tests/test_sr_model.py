@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
+from models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def _trained_like(torch, model):
 
 def test_folded_equals_unfolded(luma_crop: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
-    from vcam.models.sr.net import TinySR, to_inference
+    from models.sr.net import TinySR, to_inference
 
     model = _trained_like(torch, TinySR(16, 1))
     x = torch.from_numpy(luma_crop)[None, None]
@@ -44,7 +44,7 @@ def test_folded_equals_unfolded(luma_crop: np.ndarray) -> None:
 def test_untrained_net_is_exactly_bicubic(luma_crop: np.ndarray) -> None:
     """The residual starts at zero, so the fixed anchor alone must equal cv2's INTER_CUBIC, borders included."""
     torch = pytest.importorskip("torch")
-    from vcam.models.sr.net import TinySR
+    from models.sr.net import TinySR
 
     model = TinySR().eval()
     with torch.no_grad():
@@ -57,8 +57,8 @@ def test_export_matches_torch(tmp_path, luma_crop: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     import onnxruntime as ort
-    from vcam.models.sr.export import export_onnx
-    from vcam.models.sr.net import TinySR
+    from models.sr.export import export_onnx
+    from models.sr.net import TinySR
 
     model = _trained_like(torch, TinySR(16, 1))
     path = tmp_path / "sr.onnx"

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from pydantic import ValidationError
-from vcam.models.sr import shipped_card_path, shipped_model_path
-from vcam.models.sr.degrade import DegradeParams, degrade, luma
+from models.sr import shipped_card_path, shipped_model_path
+from models.sr.degrade import DegradeParams, degrade, luma
 from vcam.postprocess.upscale import (
     CONTEXT,
     Upscaler,

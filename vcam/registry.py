@@ -75,6 +75,22 @@ def list_models(task: str | None = None) -> list[ModelCard]:
     return sorted(cards, key=lambda c: -c.priority)
 
 
+def verified_model_path(name: str, task: str) -> Path:
+    """The path of the shipped model ``name`` of ``task`` after its card's sha256 check; ``LookupError`` when
+    it is not installed, ``ValueError`` when the file is missing or corrupt."""
+    card = find_model(name, task)
+    problem = _verify_cached(card.path, card.sha256)
+    if problem:
+        raise ValueError(problem)
+    return card.path
+
+
+@lru_cache(maxsize=16)
+def _verify_cached(path: Path, sha256: str | None) -> str | None:
+    # Shipped files do not change while the daemon runs: hash each once per process.
+    return ModelCard(name=path.stem, task="", file=path.name, sha256=sha256, card_path=path.with_suffix(".json")).verify()
+
+
 def find_model(name_or_path: str, task: str) -> ModelCard:
     """A model by card name, tier, or a path to an ``.onnx`` file (with or without a card beside it)."""
     for card in list_models(task):

@@ -8,7 +8,7 @@ block of a model in place; call it after ``model.eval()`` and before ONNX export
 
 Usage::
 
-    from vcam.models.common.repvgg import RepConv3x3, fold_model
+    from models.common.repvgg import RepConv3x3, fold_model
     block = RepConv3x3(16, 32, stride=2)          # 3x3 + 1x1 (+ identity) with BN, ReLU
     model.eval(); fold_model(model)                # every RepConv3x3 -> one 3x3 conv
 """

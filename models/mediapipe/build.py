@@ -1,6 +1,6 @@
 """Build the shipped MediaPipe baseline segmenters: convert, measure, write the .onnx files and their cards.
 
-    python -m vcam.models.mediapipe.build [--runs 200]
+    python -m models.mediapipe.build [--runs 200]
 
 Reads the TFLite originals from ../shared/data/teachers (build-time only), writes
 models/mediapipe/{selfie_segmentation,selfie_segmentation_landscape}.{onnx,json}.
@@ -19,7 +19,7 @@ from .measure import HERE, TEACHERS, VARIANTS, Variant, measure
 
 log = logging.getLogger(__name__)
 
-MEASURE_CMD = "python -m vcam.models.mediapipe.measure --model {key}"
+MEASURE_CMD = "python -m models.mediapipe.measure --model {key}"
 
 
 def card(variant: Variant, onnx_bytes: bytes, figures: dict[str, object]) -> dict[str, object]:
@@ -36,7 +36,7 @@ def card(variant: Variant, onnx_bytes: bytes, figures: dict[str, object]) -> dic
         "licence_file": "LICENSE",
         "source": "MediaPipe selfie segmentation (mediapipe==0.10.14, "
                   f"mediapipe/modules/selfie_segmentation/{variant.stem}.tflite), "
-                  "converted by vcam.models.mediapipe.convert (fp32 weights, NCHW)",
+                  "converted by models.mediapipe.convert (fp32 weights, NCHW)",
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "io": {"input": f"image float32 [1,3,{h},{w}] RGB in [0,1]",
                "output": f"mask float32 [1,1,{h},{w}] person probability"},

@@ -1,6 +1,6 @@
 """Convert MediaPipe selfie segmentation TFLite models to ONNX (vcam segmenter contract).
 
-    python -m vcam.models.mediapipe.convert SRC.tflite DST.onnx [--expose TENSOR[=OUTPUT] ...]
+    python -m models.mediapipe.convert SRC.tflite DST.onnx [--expose TENSOR[=OUTPUT] ...]
 
 The TFLite graph is NHWC; the ONNX graph is built NCHW throughout. Weights are transposed (and fp16 weights
 dequantized to fp32) at conversion time, so the ONNX graph holds no layout Transpose at all: the NCHW contract input
@@ -396,7 +396,7 @@ def convert(src: str | Path, expose: Mapping[str, str] | None = None, dynamic_ba
     onnx_graph = helper.make_graph(ctx.nodes, Path(src).stem, [value_info(in_t, INPUT_NAME)], outputs,
                                    initializer=ctx.initializers)
     onnx_model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                   producer_name="vcam.models.mediapipe.convert")
+                                   producer_name="vcam.models.mediapipe.convert")  # the name the shipped files carry; changing it changes their bytes and sha256
     onnx_model.ir_version = 8  # onnxruntime >= 1.14 reads IR 8 / opset 17
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model

@@ -1,6 +1,6 @@
 """Measure converted MediaPipe segmenters: parity with the TFLite original on real frames, and latency.
 
-    python -m vcam.models.mediapipe.measure [--model landscape|general ...] [--runs 200]
+    python -m models.mediapipe.measure [--model landscape|general ...] [--runs 200]
 
 Prints one JSON object per model. Parity: max abs diff of the ONNX `mask` vs the TFLite output (ai-edge-litert,
 default XNNPACK delegate, needed for the custom op) on frames of the bundled demo clip and photos from
@@ -13,6 +13,7 @@ Training/build tooling: reads ../shared and needs ai-edge-litert; the daemon nev
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import argparse
 import json
 import logging
@@ -29,8 +30,8 @@ import vcam
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-TEACHERS = Path("/work/shared/data/teachers")
-PHOTOS = Path("/work/shared/data/portrait-seg/images")
+TEACHERS = DATA_ROOT / "teachers"
+PHOTOS = DATA_ROOT / "portrait-seg" / "images"
 DEMO_CLIP = Path(vcam.__file__).resolve().parent / "assets" / "demo.mp4"
 
 

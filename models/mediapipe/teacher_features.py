@@ -10,12 +10,13 @@ because this is training tooling, never imported by the daemon.
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnxruntime as ort
 
-DEFAULT_TFLITE = Path("/work/shared/data/teachers/selfie_segmentation_landscape.tflite")
+DEFAULT_TFLITE = DATA_ROOT / "teachers" / "selfie_segmentation_landscape.tflite"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ decoded once into RAM; a sample is cut out of it with a single affine warp strai
 """
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-DATA_ROOT = Path("/work/shared/data")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Export a trained (or random) SegNet to the daemon's segmenter ONNX contract, RepVGG branches folded.
 
-    python -m vcam.models.segmenter.export --ckpt runs/seg-lite/last.pt --out models/segmenter/vcam_seg_lite.onnx
+    python -m models.segmenter.export --ckpt runs/seg-lite/last.pt --out models/segmenter/vcam_seg_lite.onnx
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Static int8 quantisation of a shipped segmenter (ONNX Runtime), calibrated on training photos.
 
-    python -m vcam.models.segmenter.quantize --src models/segmenter/vcam_seg_lite.onnx --out /tmp/vcam_seg_lite_int8.onnx
+    python -m models.segmenter.quantize --src models/segmenter/vcam_seg_lite.onnx --out /tmp/vcam_seg_lite_int8.onnx
 
 Calibration frames: ``--n`` training photos of ``portrait-seg`` (never ``val.txt``) as whole photos and
 head-and-shoulders crops, preprocessed like the daemon (INTER_AREA resize, RGB, /255). Evaluate the result with
-``python -m vcam.evaluation.segmenter --model lite-int8=<out>``; it is shipped only if faster at one thread and
+``python -m tools.evaluation.segmenter --model lite-int8=<out>``; it is shipped only if faster at one thread and
 within 0.3 IoU points.
 """
 from __future__ import annotations

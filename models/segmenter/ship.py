@@ -1,9 +1,9 @@
 """Export a trained tier into the repo as ``vcam_seg_<tier>.onnx`` with its model card.
 
-    python -m vcam.models.segmenter.ship --tier lite --ckpt runs/seg-lite/last.pt [--figures eval.json]
+    python -m models.segmenter.ship --tier lite --ckpt runs/seg-lite/last.pt [--figures eval.json]
 
 The card follows docs/ARCHITECTURE.md; ``--figures`` merges the JSON written by
-``python -m vcam.evaluation.segmenter --json`` (this tier's row and the reference's, with the command).
+``python -m tools.evaluation.segmenter --json`` (this tier's row and the reference's, with the command).
 """
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = No
         "priority": PRIORITY.get(tier, 10),
         "licence": "GPL-2.0-or-later",
         "licence_note": "vcam's own weights, under the project licence (pyproject.toml); training data licences below",
-        "source": "vcam's own encoder-decoder-refine RepVGG segmenter (vcam.models.segmenter), trained from "
-                  "scratch, RepVGG branches folded, exported fp32 by vcam.models.segmenter.ship"
+        "source": "vcam's own encoder-decoder-refine RepVGG segmenter (models.segmenter), trained from "
+                  "scratch, RepVGG branches folded, exported fp32 by models.segmenter.ship"
                   + (f"; the '{trained_tier}' tier's weights" if trained_tier != tier else "")
                   + (f"; trained at {ckpt['config']['input_size'][0]}x{ckpt['config']['input_size'][1]}, run at "
                      f"{cfg['input_size'][0]}x{cfg['input_size'][1]}" if input_size else "")
@@ -74,7 +74,7 @@ def write_card(onnx_path: Path, tier: str, ckpt: dict, figures: dict | None = No
                          "(sigmoid inside the graph)"},
         "architecture": cfg | {"flip_tta": flip_tta},
         "training": {
-            "command": f"python -m vcam.models.segmenter.train --tier {trained_tier} --out runs/seg-{trained_tier} "
+            "command": f"python -m models.segmenter.train --tier {trained_tier} --out runs/seg-{trained_tier} "
                        f"--steps {args.get('steps')} --minutes {args.get('minutes')} --threads "
                        f"{args.get('threads')} --batch {args.get('batch')} --seed {args.get('seed')}",
             "steps_done": ckpt["step"],
@@ -106,7 +106,7 @@ def figures_for(eval_json: Path, name: str) -> dict:
     if name in fl and ref in fl:
         versus["flicker_ratio_davis"] = round(fl[name]["davis"] / fl[ref]["davis"], 3)
         versus["flicker_ratio_videos"] = round(fl[name]["videos"] / fl[ref]["videos"], 3)
-    return {"command": "python -m vcam.evaluation.segmenter --json <file>", "reference": ref,
+    return {"command": "python -m tools.evaluation.segmenter --json <file>", "reference": ref,
             "versus_reference": versus, "accuracy_val": pick("accuracy"), "latency_1thread": pick("latency"),
             "flicker": pick("flicker"), "protocol": "see vcam/evaluation/segmenter.py and models/segmenter/README.md"}
 
@@ -115,7 +115,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tier", required=True)
     p.add_argument("--ckpt", type=Path, required=True)
-    p.add_argument("--figures", type=Path, help="JSON from vcam.evaluation.segmenter --json")
+    p.add_argument("--figures", type=Path, help="JSON from tools.evaluation.segmenter --json")
     p.add_argument("--card-only", action="store_true", help="rewrite the card for the existing .onnx")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                    help="run the checkpoint at another input size (a resolution tier)")

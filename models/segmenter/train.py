@@ -1,7 +1,7 @@
 """Train a segmenter tier from scratch on CPU (or CUDA when present).
 
-    python -m vcam.models.segmenter.train --tier lite --out runs/seg-lite --steps 6000 --minutes 70 --threads 2
-    python -m vcam.models.segmenter.train --tier lite --out runs/seg-lite --resume      # continue a stopped run
+    python -m models.segmenter.train --tier lite --out runs/seg-lite --steps 6000 --minutes 70 --threads 2
+    python -m models.segmenter.train --tier lite --out runs/seg-lite --resume      # continue a stopped run
 
 Losses: BCE + soft Dice against human masks (boundary-weighted), pixelwise distillation against the IS-Net /
 MediaPipe soft labels (weighted below the human masks), attention transfer from the online MediaPipe teacher's
@@ -39,10 +39,10 @@ WEIGHTS = {"hard": 1.0, "dice": 0.5, "distill_labelled": 0.3, "distill_unlabelle
 
 class Teacher:
     """MediaPipe landscape run through ONNX Runtime with its encoder features exposed (helper from
-    ``vcam.models.mediapipe.teacher_features``)."""
+    ``models.mediapipe.teacher_features``)."""
 
     def __init__(self, threads: int = 1) -> None:
-        from vcam.models.mediapipe.teacher_features import build_teacher_session
+        from models.mediapipe.teacher_features import build_teacher_session
 
         self.sess, feats = build_teacher_session(num_threads=threads)
         wanted = {name for _, name in ATTENTION_PAIRS}

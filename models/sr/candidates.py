@@ -1,6 +1,6 @@
 """Time TinySR's design alternatives with random weights (ONNX Runtime, one thread, 640x360 luma input).
 
-    python -m vcam.models.sr.candidates
+    python -m models.sr.candidates
 
 Prints GFLOPs and CPU ms (median / min, round-robin so the shared machine's load hits all alike) for:
 ESPCN-like nets at full input resolution (C channels, B body convs, nearest-repeat anchor), the same with

@@ -3,12 +3,13 @@
 Sources (``../shared/data``, see its README for licences): the people photos of ``portrait-seg`` (minus
 ``val.txt``) and ``unlabelled-people``, the four Pixabay ``backgrounds`` (the others carry no licence and are
 for compositing augmentation only), and frames of every clip in ``videos`` except the held-out ones
-(:data:`HELD_OUT_CLIPS`, used by ``vcam.evaluation.sr``). Pairs are built once and cached in RAM (and on
+(:data:`HELD_OUT_CLIPS`, used by ``tools.evaluation.sr``). Pairs are built once and cached in RAM (and on
 disk as ``.npz``), so training never decodes or degrades on the fly.
 """
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DATA_ROOT", "HELD_OUT_CLIPS", "build_pairs", "iter_sources", "read_frames"]
 
-DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 # whole clips kept out of training, both 1280x720: the evaluation's held-out frames
 HELD_OUT_CLIPS = ("office-talk-720p.mp4", "face-s32.mp4")
 HR_PATCH = 128  # high-res patch side; the low-res patch is half

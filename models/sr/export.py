@@ -1,12 +1,12 @@
 """Export a trained TinySR checkpoint to the super-resolution ONNX contract (RepVGG branches folded) + card.
 
-    python -m vcam.models.sr.export --ckpt runs/sr/final.pt            # -> models/sr/tinysr_x2.onnx + .json
+    python -m models.sr.export --ckpt runs/sr/final.pt            # -> models/sr/tinysr_x2.onnx + .json
 
 Contract: input ``image`` float32 [1,1,H+4,W+4] (BT.601 luma in [0,1] of an H x W image, H and W even, edge-padded
 by 2 pixels on every side; dynamic) -> output ``sr`` uint8 [1,16,H/2,W/2]: the 2x luma in levels (rounded,
 saturated: the graph ends in ``QuantizeLinear``, scale 1/255) before the pixel shuffle (``DepthToSpace(4)`` of it
 is the [1,1,2H,2W] image; channel 4*my+mx holds pixel (4p+my, 4q+mx)). The card's ``figures`` are filled by
-``python -m vcam.evaluation.sr --write-card``; re-exporting keeps figures only while the file's sha256 is unchanged.
+``python -m tools.evaluation.sr --write-card``; re-exporting keeps figures only while the file's sha256 is unchanged.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ def training_history(ckpt_path: Path) -> list[dict]:
     return phases
 
 
-DEFAULT_SOURCE = ("vcam TinySR trained from scratch by vcam.models.sr.train on ../shared/data photos and video "
-                  "frames (held-out clips excluded; see docs/sr.md), exported by vcam.models.sr.export")
+DEFAULT_SOURCE = ("vcam TinySR trained from scratch by models.sr.train on ../shared/data photos and video "
+                  "frames (held-out clips excluded; see docs/sr.md), exported by models.sr.export")
 
 
 def main() -> None:

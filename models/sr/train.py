@@ -1,13 +1,13 @@
 """Train TinySR on webcam-degraded luma pairs, on one CPU thread, within a time budget.
 
-    python -m vcam.models.sr.train --out runs/sr --minutes 45            # fresh run
-    python -m vcam.models.sr.train --out runs/sr --minutes 45 --resume   # continue after an interruption
+    python -m models.sr.train --out runs/sr --minutes 45            # fresh run
+    python -m models.sr.train --out runs/sr --minutes 45 --resume   # continue after an interruption
 
 The learning-rate schedule (cosine) follows the elapsed fraction of the budget, so a resumed run ends
 where an uninterrupted one would. For the last ``--bn-freeze`` fraction of the budget the BatchNorm
 layers use their running statistics (RepSR's fix for the train/inference gap of BN in SR networks).
 Writes ``OUT/pairs.npz`` (the cached pairs), ``OUT/last.pt`` (checkpoint, every ``--ckpt-minutes``)
-and ``OUT/final.pt``; export with ``python -m vcam.models.sr.export``.
+and ``OUT/final.pt``; export with ``python -m models.sr.export``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .data import DATA_ROOT, build_pairs
 from .net import TinySR
 
-log = logging.getLogger("vcam.models.sr.train")
+log = logging.getLogger("models.sr.train")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 reader appears, control API round trip. Runs the real daemon (demo clip, real segmenter, y4m sink) in this
 process with the on-demand camera watching a stand-in device node (inotify reports opens of any file alike).
 
-    python -m vcam.evaluation.daily_figures [--idle-seconds 30] [--json]
+    python -m tools.evaluation.daily_figures [--idle-seconds 30] [--json]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Measure the beauty stage: texture kept, mid band removed, outside untouched, flicker, cost.
 
-    python -m vcam.evaluation.beauty                  # the table (docs/beauty.md quotes it)
-    python -m vcam.evaluation.beauty --grid docs/img/beauty_grid.jpg   # before/after grid for the docs
+    python -m tools.evaluation.beauty                  # the table (docs/beauty.md quotes it)
+    python -m tools.evaluation.beauty --grid docs/img/beauty_grid.jpg   # before/after grid for the docs
 
 Faces come from ``../shared/data/unlabelled-people/images`` (photos where YuNet finds a face at least
 ``--min-face`` pixels wide) and from frames of ``../shared/data/videos/`` (face-*.mp4, talking-head-*.mp4).
@@ -18,6 +18,7 @@ Each figure is energy (mean square) after / before, pooled over faces. Still ima
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import argparse
 import logging
 import os
@@ -32,7 +33,7 @@ from vcam.postprocess.beauty import BeautySettings, BeautyStage
 
 log = logging.getLogger(__name__)
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = DATA_ROOT
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
 CLIP_PATTERNS = ("face-*.mp4", "talking-head-*.mp4")
 
@@ -354,7 +355,7 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vcam.models.faces import yunet_path
+    from models.faces import yunet_path
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="natural", choices=["natural", "soft"])

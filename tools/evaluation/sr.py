@@ -1,9 +1,9 @@
 """Evaluate the shipped super-resolution stage against bicubic and bilinear upscaling.
 
-    python -m vcam.evaluation.sr                  # prints the table
-    python -m vcam.evaluation.sr --write-card     # ...and stores the figures in models/sr/tinysr_x2.json
+    python -m tools.evaluation.sr                  # prints the table
+    python -m tools.evaluation.sr --write-card     # ...and stores the figures in models/sr/tinysr_x2.json
 
-Held-out frames: every 10th frame of the clips in ``vcam.models.sr.data.HELD_OUT_CLIPS`` (1280x720, never
+Held-out frames: every 10th frame of the clips in ``models.sr.data.HELD_OUT_CLIPS`` (1280x720, never
 trained on), downscaled 2x to 640x360 in two ways: ``webcam`` (the training degradation: blur, area/bicubic/
 bilinear downscale, noise, JPEG; one seeded draw per frame) and ``clean`` (area downscale only). Each is
 upscaled back to 1280x720 by the stage (SR, whole frame), cv2 bicubic and cv2 bilinear; PSNR and SSIM are on
@@ -37,9 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vcam.models.sr import shipped_card_path, shipped_model_path
-from vcam.models.sr.data import DATA_ROOT, HELD_OUT_CLIPS, read_frames
-from vcam.models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
+from models.sr import shipped_card_path, shipped_model_path
+from models.sr.data import DATA_ROOT, HELD_OUT_CLIPS, read_frames
+from models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
 from vcam.postprocess.upscale import Upscaler, UpscaleSettings
 
 log = logging.getLogger(__name__)
@@ -350,7 +350,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cv2.setNumThreads(1)
-    cmd = "python -m vcam.evaluation.sr"
+    cmd = "python -m tools.evaluation.sr"
     if args.speed_only:
         s = speed(args.model, args.baseline, args.block)
         print(json.dumps(s, indent=2))
@@ -387,7 +387,7 @@ SPEED_STAT = "CPU time (thread_time) per call, round-robin, on a shared 2-core m
 
 def _command(args: argparse.Namespace) -> str:
     """The command line that produced the figures (without output-only options)."""
-    parts = ["python -m vcam.evaluation.sr"]
+    parts = ["python -m tools.evaluation.sr"]
     if args.speed_only:
         parts.append("--speed-only")
     if args.model != shipped_model_path():

@@ -1,8 +1,8 @@
 """Tuning probes for mask refinement and temporal smoothing, on portrait-seg TRAINING photos and clip prefixes.
 
-    python -m vcam.evaluation.edges_tune refine            # default vs snap/centre variants and refinement probes
-    python -m vcam.evaluation.edges_tune refine --probes-only
-    python -m vcam.evaluation.edges_tune flicker --frames 40   # temporal-smoothing variants on the clip prefixes
+    python -m tools.evaluation.edges_tune refine            # default vs snap/centre variants and refinement probes
+    python -m tools.evaluation.edges_tune refine --probes-only
+    python -m tools.evaluation.edges_tune flicker --frames 40   # temporal-smoothing variants on the clip prefixes
 
 ``refine``: 100 training photos (not in val.txt; fixed seed), native size and 640x480 head-and-shoulders crops:
 boundary F (3 px), IoU and the 10 px band composite error (as ``edges.py``), for MaskRefiner settings variants and
@@ -24,15 +24,15 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from vcam.evaluation.edges import (DEFAULT_DATA, DEFAULT_SEGMENTER, OnnxSegmenter, _backgrounds, band_of,
+from tools.evaluation.edges import (DEFAULT_DATA, DEFAULT_SEGMENTER, OnnxSegmenter, _backgrounds, band_of,
                                    edge_offsets, head_crop, raw_alpha, read_clip)
-from vcam.evaluation.metrics import boundary_f, iou, unexplained_change
+from tools.evaluation.metrics import boundary_f, iou, unexplained_change
 from vcam.postprocess.blend import blend_full
 from vcam.postprocess.composite import cover_fit
 from vcam.postprocess.mask import MaskRefiner, MaskSettings
 from vcam.postprocess.pyramid import level_for_width
 
-log = logging.getLogger("vcam.evaluation.edges_tune")
+log = logging.getLogger("tools.evaluation.edges_tune")
 Refine = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

@@ -1,8 +1,8 @@
 """Evaluate vcam's segmenter tiers against MediaPipe in one run and print a table.
 
-    python -m vcam.evaluation.segmenter                      # all shipped segmenters
-    python -m vcam.evaluation.segmenter --json out.json      # also write the figures
-    python -m vcam.evaluation.segmenter --model int8=path/to/model_int8.onnx   # add an unshipped candidate
+    python -m tools.evaluation.segmenter                      # all shipped segmenters
+    python -m tools.evaluation.segmenter --json out.json      # also write the figures
+    python -m tools.evaluation.segmenter --model int8=path/to/model_int8.onnx   # add an unshipped candidate
 
 Accuracy on the ``portrait-seg`` ``val.txt`` split (never trained on), two framings:
 - ``full``: the whole photo (portrait, mostly full-body), squashed into the model input like any frame;
@@ -21,6 +21,7 @@ explain) on the DAVIS ``temporal`` sequences (the human masks' own value given a
 """
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import argparse
 import json
 import logging
@@ -32,13 +33,13 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from vcam.evaluation.metrics import boundary_f, iou, unexplained_change
-from vcam.models.segmenter.data import head_and_shoulders_box, read_ids
+from tools.evaluation.metrics import boundary_f, iou, unexplained_change
+from models.segmenter.data import head_and_shoulders_box, read_ids
 from vcam.registry import list_models
 
 log = logging.getLogger(__name__)
 
-DATA = Path("/work/shared/data")
+DATA = DATA_ROOT
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Edge quality of mask refinement and compositing: raw model mask (bilinear-upsampled) vs refined.
 
-    python -m vcam.evaluation.edges                      # full table (quality, composite, temporal, timing)
-    python -m vcam.evaluation.edges --sections timing    # one section
-    python -m vcam.evaluation.edges --segmenter PATH.onnx --json results.json
-    python -m vcam.evaluation.edges strip                # docs/img/edges-strip.png (moving arms, no trailing)
+    python -m tools.evaluation.edges                      # full table (quality, composite, temporal, timing)
+    python -m tools.evaluation.edges --sections timing    # one section
+    python -m tools.evaluation.edges --segmenter PATH.onnx --json results.json
+    python -m tools.evaluation.edges strip                # docs/img/edges-strip.png (moving arms, no trailing)
 
 Sections:
 - quality: IoU and boundary F (3 px) against human masks on ``portrait-seg`` val (86 photos, native size, long
@@ -25,6 +25,7 @@ This script reads ``../shared/data``; the product never imports it.
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import argparse
 import json
 import logging
@@ -36,17 +37,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vcam.evaluation.metrics import boundary_f, iou, unexplained_change
+from tools.evaluation.metrics import boundary_f, iou, unexplained_change
 from vcam.postprocess.blend import blend_full
 from vcam.postprocess.blur import BokehBlur
 from vcam.postprocess.composite import BackgroundSettings, Compositor, cover_fit
 from vcam.postprocess.mask import MaskRefiner, MaskSettings, RefineHints
 from vcam.segmenter import make_session
 
-log = logging.getLogger("vcam.evaluation.edges")
+log = logging.getLogger("tools.evaluation.edges")
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_DATA = DATA_ROOT
 DEFAULT_SEGMENTER = REPO / "models" / "mediapipe" / "selfie_segmentation_landscape.onnx"
 DEMO = REPO / "vcam" / "assets" / "demo.mp4"
 BAND_PX = 10
@@ -455,7 +456,7 @@ def write_strip(seg: OnnxSegmenter, frames: list[np.ndarray], settings: MaskSett
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vcam.evaluation.edges", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.evaluation.edges", description=__doc__.split("\n")[0])
     p.add_argument("command", nargs="?", default="table", choices=["table", "strip"])
     p.add_argument("--segmenter", type=Path, default=DEFAULT_SEGMENTER, help="contract-following .onnx")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -486,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         write_strip(seg, frames, settings, args.strip_start, args.strip_count, args.strip_step, args.out)
         return 0
     sections = set(args.sections.split(","))
-    results: dict = {"segmenter": str(args.segmenter), "settings": settings.model_dump()}
+    results: dict = {"segmenter": Path(args.segmenter).name, "settings": settings.model_dump()}
     if "quality" in sections:
         results["quality"] = section_quality(seg, args.data, settings)
     if "composite" in sections:
