@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .daily_settings import DaemonSettings
 from .postprocess.beauty import BeautySettings
 from .postprocess.composite import BackgroundSettings
+from .postprocess.framing import FramingSettings
 from .postprocess.mask import MaskSettings
 from .postprocess.upscale import UpscaleSettings
 
@@ -48,8 +49,10 @@ class OutputSettings(_Section):
     height: int = Field(720, ge=16, le=4320, description="output height (even)")
     fps: float = Field(30.0, gt=0, le=120, description="output frame rate (the pacing clock)")
     sinks: tuple[str, ...] = Field(("virtual",), description="virtual[:DEV], y4m:PATH, mjpeg:PORT, file:PATH")
-    fit: Literal["crop", "stretch"] = Field("crop", description="camera frames of another aspect ratio than the "
-                                            "output (a 4:3 webcam, 16:9 output): crop the centre, or stretch them")
+    fit: Literal["auto", "crop", "pad", "stretch"] = Field(
+        "auto", description="camera frames of another aspect ratio than the output (an upright phone, a 4:3 webcam): "
+        "'auto' frames the head and shoulders (cropped where the frame has room, else pillarboxed / letterboxed "
+        "with a blurred fill), 'crop' takes the centre, 'pad' shows the whole frame padded, 'stretch' stretches it")
 
     @field_validator("width", "height")
     @classmethod
@@ -86,6 +89,7 @@ class Config(_Section):
     background: BackgroundSettings = BackgroundSettings()
     beauty: BeautySettings = BeautySettings()
     upscale: UpscaleSettings = UpscaleSettings()
+    framing: FramingSettings = FramingSettings()
     daemon: DaemonSettings = DaemonSettings()
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict, description="user presets")
 

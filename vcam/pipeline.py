@@ -17,25 +17,23 @@ import numpy as np
 from .config import Config
 from .postprocess.beauty import BeautyStage
 from .postprocess.beauty import default_model_path as yunet_model_path
-from .postprocess.composite import Compositor, cover_window, render_mask_debug
+from .postprocess.composite import Compositor, render_mask_debug
+from .postprocess.framing_stage import FramingStage, centre_window, same_aspect
 from .postprocess.mask import MaskRefiner
 from .postprocess.upscale import Upscaler
 from .postprocess.upscale import default_model_path as sr_model_path
 from .segmenter import Segmenter
 
 log = logging.getLogger(__name__)
-STAGES = ("segment", "upscale", "beauty", "refine", "composite")
+STAGES = ("framing", "segment", "upscale", "beauty", "refine", "composite")
 
 
 def fit_window(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int] | None:
     """The centred window (x0, y0, w, h), even-sized, of a ``width`` x ``height`` frame that has the output's
-    aspect ratio; None when the frame already has it (within 1%)."""
-    target = out_width / out_height
-    if abs(width / height - target) <= 0.01 * target:
+    aspect ratio (``output.fit = "crop"``); None when the frame already has it (within 1%)."""
+    if same_aspect(width, height, out_width, out_height):
         return None
-    _, _, cw, ch = cover_window(width, height, out_width, out_height)
-    cw, ch = cw & ~1, ch & ~1  # YUV 4:2:0 needs even sizes (and even offsets keep the chroma grid)
-    return ((width - cw) // 2) & ~1, ((height - ch) // 2) & ~1, cw, ch
+    return centre_window(width, height, out_width, out_height)
 
 
 class Pipeline:
@@ -53,8 +51,9 @@ class Pipeline:
         self.last_alpha: np.ndarray | None = None
         self._last_frame: np.ndarray | None = None
         self._beauty_found_face = False  # logged once, so a user (and the end-to-end test) can see it working
-        self._fit_logged: tuple[int, int] | None = None
-        self._fit_buffer: np.ndarray | None = None  # the crop, when no resize stage follows to copy it
+        # framing (output.fit, [framing]): which window of the camera frame the later stages see
+        self.framing = FramingStage(config.framing, config.output.fit, self.out_size, face_model=yunet_model_path)
+        self._fit_logged: tuple[int, int, str] | None = None
 
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state."""
@@ -66,6 +65,8 @@ class Pipeline:
             self._beauty.configure(config.beauty)
         if self._upscaler is not None and config.upscale != self.config.upscale:
             self._upscaler.configure(config.upscale)
+        if (config.framing, config.output.fit) != (self.config.framing, self.config.output.fit):
+            self.framing.configure(config.framing, config.output.fit)
         self.config = config
 
     @property
@@ -84,7 +85,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Drop temporal state (camera reopened, resolution changed)."""
-        for stage in (self.refiner, self.compositor, self._beauty, self._upscaler):
+        for stage in (self.refiner, self.compositor, self._beauty, self._upscaler, self.framing):
             if stage is not None:
                 stage.reset()
 
@@ -103,9 +104,10 @@ class Pipeline:
         """Camera frame (BGR uint8, any even size) -> output frame (BGR uint8, output size)."""
         for name in STAGES:
             self.timings_ms[name] = 0.0
-        frame = self._fit_aspect(frame)
+        frame = self._timed("framing", lambda: self._fit_aspect(frame))
         segmenter = self.segmenter
         mask = self._timed("segment", lambda: segmenter.process(frame)) if segmenter and self.needs_mask else None
+        self.framing.observe(mask)  # framing: where the people are, for the next frame's window
         # The segmenter's halvings of the frame save the refiner its own, while the frame is still that frame.
         levels = segmenter.frame_levels if mask is not None else None
         if (frame.shape[1], frame.shape[0]) != self.out_size:
@@ -130,26 +132,19 @@ class Pipeline:
         # The refiner's downscaled frame and work-resolution alpha save the compositor ~0.3 ms (same frame only).
         return self._timed("composite", lambda: self.compositor.process(frame, alpha, self.refiner.hints))
 
+    # -- framing: the one place the camera frame's window is chosen (postprocess/framing_stage.py) ------------
     def _fit_aspect(self, frame: np.ndarray) -> np.ndarray:
-        """Crop a camera frame of another aspect ratio than the output to its centre (``output.fit = "crop"``),
-        so that later stages never stretch the picture (a 4:3 webcam on a 16:9 output)."""
+        """The window of the camera frame the later stages see (``output.fit``, ``[framing]``): the frame
+        itself, a view of a crop, or a padded output-size frame; never a stretched picture."""
         height, width = frame.shape[:2]
-        window = fit_window(width, height, *self.out_size) if self.config.output.fit == "crop" else None
-        if window is None:
-            return frame
-        x0, y0, cw, ch = window
-        if self._fit_logged != (width, height):
-            self._fit_logged = (width, height)
-            log.info("camera frames %dx%d have another aspect ratio than the %dx%d output: using their centre %dx%d "
-                     "(output.fit = \"stretch\" stretches them instead)", width, height, *self.out_size, cw, ch)
-        crop = frame[y0:y0 + ch, x0:x0 + cw]
-        if (cw, ch) != self.out_size:
-            return crop  # the resize stage reads the view and makes a new frame
-        # no resize follows: later stages want a contiguous frame of their own
-        if self._fit_buffer is None or self._fit_buffer.shape != crop.shape:
-            self._fit_buffer = np.empty(crop.shape, np.uint8)
-        np.copyto(self._fit_buffer, crop)
-        return self._fit_buffer
+        plan = self.framing.plan(width, height)
+        if self._fit_logged != (width, height, plan):
+            self._fit_logged = (width, height, plan)
+            if plan != "none":
+                log.info("camera frames %dx%d, %dx%d output: framing %s (output.fit = %s, framing.mode = %s)",
+                         width, height, *self.out_size, plan, self.config.output.fit, self.config.framing.mode)
+        return self.framing.process(frame, dt=1.0 / self.config.output.fps)
+    # -- end framing ---------------------------------------------------------------------------------------
 
     def debug_view(self) -> np.ndarray | None:
         """The mask debug view of the last processed frame (for the preview page)."""
