@@ -223,8 +223,9 @@ def _update_aim(aim: tuple[float, float, float] | None, target: tuple[float, flo
 def step(prev: CameraState | None, target: tuple[float, float, float] | None, geom: Geometry,
          settings: FramingSettings, dt: float) -> CameraState:
     """The window one time step ``dt`` (s) after ``prev`` while the composition asks for ``target`` (None:
-    nobody seen). The first window with somebody in view is the composition itself (a cut, not a zoom)."""
-    if prev is None:
+    nobody seen). The first window with somebody in view is the composition itself (a cut, not a zoom).
+    Within a pixel of the aim and nearly stopped, the window arrives exactly, so it then stands still."""
+    if prev is None or (prev.aim is None and target is not None):
         start = target or geom.wide()
         return CameraState(*start, aim=target)
     lost = 0 if target is not None else prev.lost_steps + 1
@@ -247,11 +248,11 @@ def _settle(state: CameraState, geom: Geometry, settings: FramingSettings) -> Ca
     """Arrive exactly (a still aim gives a window that does not move at all) and keep inside the limits."""
     ax, ay, ah = state.aim
     cx, cy, h, vx, vy, vz = state.cx, state.cy, state.h, state.vx, state.vy, state.vz
-    if abs(cx - ax) < 0.25 and abs(vx) < 2.0:
+    if abs(cx - ax) < 1.0 and abs(vx) < 5.0:
         cx, vx = ax, 0.0
-    if abs(cy - ay) < 0.25 and abs(vy) < 2.0:
+    if abs(cy - ay) < 1.0 and abs(vy) < 5.0:
         cy, vy = ay, 0.0
-    if abs(h - ah) < 0.25 and abs(vz) < 2e-3:
+    if abs(h - ah) < 1.0 and abs(vz) < 5e-3:
         h, vz = ah, 0.0
     ccx, ccy, ch = geom.clamp(cx, cy, h, settings.max_upscale)
     return replace(state, cx=ccx, cy=ccy, h=ch, vx=vx if ccx == cx else 0.0, vy=vy if ccy == cy else 0.0,

@@ -7,6 +7,7 @@ its width, so the "whole head" (face box plus a third of its height above it) is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -31,11 +32,16 @@ class Person:
         return Head(self.cx - fw / 2, fy, fw, fh, eye_y=fy + 0.4 * fh)
 
 
-def draw_people(width: int, height: int, people: list[Person]) -> tuple[np.ndarray, np.ndarray]:
-    """(BGR frame, uint8 person mask 0/255) of a textured room with these people."""
+@lru_cache(maxsize=8)
+def room(width: int, height: int) -> np.ndarray:
+    """A checkered wall with a vertical gradient: texture that a blurred fill must not copy."""
     y, x = np.mgrid[0:height, 0:width]
-    frame = np.dstack([(60 + (x // 40 + y // 40) % 2 * 30 + 0 * y),
-                       np.full_like(x, 90), 110 + (y * 60 // height)]).astype(np.uint8)
+    return np.dstack([(60 + (x // 40 + y // 40) % 2 * 30 + 0 * y),
+                      np.full_like(x, 90), 110 + (y * 60 // height)]).astype(np.uint8)
+
+
+def person_mask(width: int, height: int, people: list[Person]) -> np.ndarray:
+    """uint8 person mask 0/255: each person's head ellipse, neck, and shoulders down to the frame's bottom."""
     mask = np.zeros((height, width), np.uint8)
     for p in people:
         a, b = p.head_w / 2, p.head_h / 2
@@ -49,6 +55,13 @@ def draw_people(width: int, height: int, people: list[Person]) -> tuple[np.ndarr
         cv2.rectangle(mask, (round(p.cx - 1.5 * p.head_w), round(shoulders_top + 1.6 * p.head_w)),
                       (round(p.cx + 1.5 * p.head_w), height), 255, -1)
         cv2.ellipse(mask, centre, (round(a), round(b)), 0, 0, 360, 255, -1)
+    return mask
+
+
+def draw_people(width: int, height: int, people: list[Person]) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR frame, uint8 person mask 0/255) of a textured room with these people."""
+    frame = room(width, height).copy()
+    mask = person_mask(width, height, people)
     frame[mask > 0] = (120, 150, 200)
     for p in people:  # eyes and mouth, so the face reads as a face
         fc = p.face()
