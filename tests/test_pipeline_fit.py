@@ -1,4 +1,5 @@
-"""Camera frames of another aspect ratio than the output are cropped to its centre, never stretched."""
+"""Camera frames of another aspect ratio than the output are framed (cropped or padded), never stretched
+unless output.fit = "stretch" asks for it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,52 @@ def test_stretch_keeps_the_old_behaviour() -> None:
                            "upscale": {"mode": "off"}})
     w, h = _disk_size(Pipeline(config, segmenter=None).process(_disk_frame(640, 480)))
     assert w / h > 1.3  # 4:3 -> 16:9 stretched by 4/3
+
+
+def test_crop_takes_the_centre_as_before() -> None:
+    config = build_config({"output": {"sinks": [], "fit": "crop"}, "upscale": {"mode": "off"}})
+    pipeline = Pipeline(config, segmenter=None)
+    pipeline.process(_disk_frame(640, 480))
+    assert pipeline.framing.window == fit_window(640, 480, 1280, 720) == (0, 60, 640, 360)
+
+
+class ColourSegmenter:
+    """An ideal segmenter for the synthetic scenes: the person is the pixels of the person's colour."""
+
+    frame_levels: list[np.ndarray] = []
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        person = np.all(np.abs(frame.astype(np.int16) - (120, 150, 200)) < 8, axis=2).astype(np.float32)
+        return cv2.resize(person, (256, 144), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("camera", [(720, 1280), (720, 1080)])
+def test_auto_fit_frames_the_head_of_an_upright_phone(camera: tuple[int, int]) -> None:
+    from tests.framing_scenes import Person, draw_people, head_inside
+
+    person = Person(camera[0] / 2 - 40, camera[1] * 0.25, camera[0] * 0.3)
+    frame, _ = draw_people(*camera, [person])
+    config = build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}, "framing": {"faces": False}})
+    assert config.output.fit == "auto"  # the default
+    pipeline = Pipeline(config, segmenter=ColourSegmenter())  # type: ignore[arg-type]
+    assert not head_inside(person.face(), fit_window(*camera, 1280, 720), camera)  # the centre crop cuts it
+    for _ in range(3):
+        out = pipeline.process(frame)
+    assert out.shape == (720, 1280, 3)
+    assert head_inside(person.face(), pipeline.framing.window, camera)
+    assert person.face().h / pipeline.framing.window[3] <= 0.5
+
+
+def test_framing_mode_switches_through_a_set_override() -> None:
+    from vcam.config import ConfigError, parse_override
+
+    config = build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}})
+    pipeline = Pipeline(config, segmenter=None)
+    frame = _disk_frame(1280, 720)
+    assert pipeline.process(frame) is not None and pipeline.framing.window is None  # 16:9 passes as it is
+    pipeline.configure(build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}},
+                                    parse_override("framing.mode=auto")))
+    pipeline.process(frame)
+    assert pipeline.framing.window == (0, 0, 1280, 720)  # nobody found yet: the whole frame, now framed
+    with pytest.raises(ConfigError, match="framing.mode"):
+        build_config({}, parse_override("framing.mode=follow"))
