@@ -48,13 +48,14 @@ class FramingSettings(BaseModel):
     max_speed: float = Field(0.5, ge=0.05, le=5.0, description="fastest pan, in window heights per second")
     dead_zone: float = Field(0.06, ge=0.0, le=0.3, description="the window stays still while the composition "
                              "moves less than this fraction of the window height")
-    zoom_dead_zone: float = Field(0.15, ge=0.0, le=0.5, description="the zoom stays while the wanted window size "
-                                  "changes by less than this fraction")
+    zoom_dead_zone: float = Field(0.2, ge=0.05, le=0.5, description="the zoom goes in only once the wanted window "
+                                  "is this fraction smaller (and out once it is 5% larger), so it never pumps")
     lost_after_s: float = Field(1.5, ge=0.1, le=30.0, description="nobody seen for this long: widen to the whole "
                                 "camera frame")
 
 
 Fit = Literal["auto", "crop", "pad", "stretch"]
+ZOOM_OUT_DEAD_ZONE = 0.05  # log size: widen at once when a face grows or someone joins, narrow only reluctantly
 
 
 @dataclass(frozen=True)
@@ -208,14 +209,16 @@ def _spring(x: float, v: float, target: float, omega: float, dt: float, v_max: f
 
 def _update_aim(aim: tuple[float, float, float] | None, target: tuple[float, float, float],
                 settings: FramingSettings) -> tuple[float, float, float]:
-    """Move the aim to the target only where the target left the dead zone (position and zoom separately)."""
+    """Move the aim to the target only where the target left the dead zone (position and zoom separately;
+    the zoom's dead zone is lopsided: out soon, in late)."""
     if aim is None:
         return target
     ax, ay, ah = aim
     tx, ty, th = target
     if abs(tx - ax) > settings.dead_zone * ah or abs(ty - ay) > settings.dead_zone * ah:
         ax, ay = tx, ty
-    if abs(math.log(th / ah)) > settings.zoom_dead_zone:
+    grow = math.log(th / ah)
+    if grow > ZOOM_OUT_DEAD_ZONE or -grow > settings.zoom_dead_zone:
         ah = th
     return ax, ay, ah
 
