@@ -12,7 +12,7 @@ camera operator would aim for, and ``step`` moves the previous window one time s
 - limits: the window never gets so small that the output enlarges it more than ``max_upscale``, stays inside
   the source, and is padded (pillarbox / letterbox, see ``framing_stage``) only where the source is too narrow.
 
-Windows are (cx, cy, h) in source pixels with the output's aspect ratio; ``window_rect`` makes the even-sized
+Windows are (cx, cy, h) in source pixels with the output's aspect ratio; ``window_rect`` makes the
 integer rectangle (which may reach outside the source where it is padded).
 """
 
@@ -129,15 +129,20 @@ def _even(v: float) -> int:
     return int(round(v / 2)) * 2
 
 
+def _four(v: float) -> int:
+    return max(4, int(round(v / 4)) * 4)
+
+
 def window_rect(cx: float, cy: float, h: float, geom: Geometry) -> tuple[int, int, int, int]:
-    """(x0, y0, w, h) in source pixels, even-sized with even offsets; inside the source on each axis where it
-    is not wider than the source."""
-    hi = max(2, _even(h))
-    wi = max(2, _even(h * geom.aspect))
-    if wi > geom.src_w and wi - geom.src_w <= 2:  # rounding alone must not create a 1-pixel pad
-        wi = geom.src_w & ~1
-    if hi > geom.src_h and hi - geom.src_h <= 2:
-        hi = geom.src_h & ~1
+    """(x0, y0, w, h) in source pixels: sizes multiples of 4 (YUV 4:2:0 needs even sizes; the super-resolution
+    stage's 2x pixel shuffle needs multiples of 4), even offsets; inside the source on each axis where it is not
+    wider than the source."""
+    hi = _four(h)
+    wi = _four(h * geom.aspect)
+    if wi > geom.src_w and wi - geom.src_w <= 4:  # rounding alone must not create a thin pad
+        wi = geom.src_w & ~3
+    if hi > geom.src_h and hi - geom.src_h <= 4:
+        hi = geom.src_h & ~3
     x0 = _even(cx - wi / 2)
     y0 = _even(cy - hi / 2)
     if wi <= geom.src_w:

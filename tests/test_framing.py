@@ -143,10 +143,10 @@ def test_windows_are_even_allowed_and_inside_the_source_where_they_fit(src_w: in
     head = Head(fx * src_w, fy * src_h, size, size, fy * src_h + 0.4 * size)
     state = step(None, compose([head], geom, FOLLOW, follow=True), geom, FOLLOW, DT)
     x0, y0, w, h = window_rect(*state.window, geom)
-    assert w % 2 == 0 and h % 2 == 0 and x0 % 2 == 0 and y0 % 2 == 0
-    assert abs(w / h - 16 / 9) < 4 / h + 0.01
+    assert w % 4 == 0 and h % 4 == 0 and x0 % 2 == 0 and y0 % 2 == 0
+    assert abs(w / h - 16 / 9) < 8 / h + 0.01
     lo, hi = geom.h_range(FOLLOW.max_upscale)
-    assert lo - 2 <= h <= hi + 2
+    assert lo - 4 <= h <= hi + 4
     if w <= src_w:
         assert 0 <= x0 and x0 + w <= src_w
     if h <= src_h:

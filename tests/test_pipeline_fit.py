@@ -95,3 +95,18 @@ def test_framing_mode_switches_through_a_set_override() -> None:
     assert pipeline.framing.window == (0, 0, 1280, 720)  # nobody found yet: the whole frame, now framed
     with pytest.raises(ConfigError, match="framing.mode"):
         build_config({}, parse_override("framing.mode=follow"))
+
+
+def test_a_zoomed_in_window_goes_through_super_resolution() -> None:
+    from tests.framing_scenes import Person, draw_people, head_inside
+
+    person = Person(700, 260, 120)
+    frame, _ = draw_people(1280, 720, [person])
+    config = build_config({"output": {"sinks": []}, "framing": {"mode": "auto", "faces": False}})
+    pipeline = Pipeline(config, segmenter=ColourSegmenter())  # type: ignore[arg-type]
+    for _ in range(3):
+        out = pipeline.process(frame)
+    x0, y0, w, h = pipeline.framing.window
+    assert h < 720 and w % 4 == 0 and h % 4 == 0  # cropped in (any window size the operator picks works)
+    assert out.shape == (720, 1280, 3)
+    assert head_inside(person.face(), pipeline.framing.window, (1280, 720))
