@@ -82,19 +82,22 @@ def test_auto_fit_frames_the_head_of_an_upright_phone(camera: tuple[int, int]) -
     assert person.face().h / pipeline.framing.window[3] <= 0.5
 
 
-def test_framing_mode_switches_through_a_set_override() -> None:
-    from vcam.config import ConfigError, parse_override
+def test_framing_mode_switches_through_vcam_set() -> None:
+    from vcam.config import ConfigError
+    from vcam.live_config import LiveConfig
 
     config = build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}})
     pipeline = Pipeline(config, segmenter=None)
+    live = LiveConfig(config, pipeline.configure)  # what `vcam set` and the control API's "set" go through
     frame = _disk_frame(1280, 720)
-    assert pipeline.process(frame) is not None and pipeline.framing.window is None  # 16:9 passes as it is
-    pipeline.configure(build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}},
-                                    parse_override("framing.mode=auto")))
+    pipeline.process(frame)
+    assert pipeline.framing.window is None  # a 16:9 camera passes as it is
+    live.set_field("framing.mode", "auto")
     pipeline.process(frame)
     assert pipeline.framing.window == (0, 0, 1280, 720)  # nobody found yet: the whole frame, now framed
     with pytest.raises(ConfigError, match="framing.mode"):
-        build_config({}, parse_override("framing.mode=follow"))
+        live.set_field("framing.mode", "follow")
+    assert pipeline.config.framing.mode == "auto"  # the refused change left the running config alone
 
 
 def test_a_zoomed_in_window_goes_through_super_resolution() -> None:
