@@ -113,3 +113,14 @@ def test_a_zoomed_in_window_goes_through_super_resolution() -> None:
     assert h < 720 and w % 4 == 0 and h % 4 == 0  # cropped in (any window size the operator picks works)
     assert out.shape == (720, 1280, 3)
     assert head_inside(person.face(), pipeline.framing.window, (1280, 720))
+
+
+def test_a_window_size_change_keeps_super_resolution_working() -> None:
+    """A zoom hands the upscaler frames of a new size: its person box from the old size must not be reused."""
+    from tests.framing_scenes import Person, draw_people
+
+    config = build_config({"output": {"sinks": [], "fit": "stretch"}})  # the frames reach the upscaler as they are
+    pipeline = Pipeline(config, segmenter=ColourSegmenter())  # type: ignore[arg-type]
+    for height in (408, 408, 404, 404):  # the person reaches the bottom edge in both sizes
+        frame, _ = draw_people(720, height, [Person(360, 150, 150)])
+        assert pipeline.process(frame).shape == (720, 1280, 3)

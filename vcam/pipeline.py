@@ -54,6 +54,7 @@ class Pipeline:
         # framing (output.fit, [framing]): which window of the camera frame the later stages see
         self.framing = FramingStage(config.framing, config.output.fit, self.out_size, face_model=yunet_model_path)
         self._fit_logged: tuple[int, int, str] | None = None
+        self._framed_shape: tuple[int, ...] | None = None
 
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state."""
@@ -143,7 +144,12 @@ class Pipeline:
             if plan != "none":
                 log.info("camera frames %dx%d, %dx%d output: framing %s (output.fit = %s, framing.mode = %s)",
                          width, height, *self.out_size, plan, self.config.output.fit, self.config.framing.mode)
-        return self.framing.process(frame, dt=1.0 / self.config.output.fps)
+        framed = self.framing.process(frame, dt=1.0 / self.config.output.fps)
+        if framed.shape != self._framed_shape:  # a zoom: the upscaler's person box belongs to the old size
+            self._framed_shape = framed.shape
+            if self._upscaler is not None:
+                self._upscaler.reset()
+        return framed
     # -- end framing ---------------------------------------------------------------------------------------
 
     def debug_view(self) -> np.ndarray | None:
