@@ -43,8 +43,8 @@ class FramingSettings(BaseModel):
                                "the camera's pixels more than this")
     faces: bool = Field(True, description="use the face detector (YuNet) as well as the person mask")
     response_s: float = Field(0.6, ge=0.05, le=5.0, description="time the window takes to follow a move (spring)")
-    zoom_response_s: float = Field(1.2, ge=0.05, le=10.0, description="time the zoom takes to follow (slower than "
-                                   "panning, so it never pumps)")
+    zoom_response_s: float = Field(1.2, ge=0.05, le=10.0, description="time a zoom in takes (slower than panning, "
+                                   "so it never pumps; zooming out goes at response_s)")
     max_speed: float = Field(0.5, ge=0.05, le=5.0, description="fastest pan, in window heights per second")
     dead_zone: float = Field(0.06, ge=0.0, le=0.3, description="the window stays still while the composition "
                              "moves less than this fraction of the window height")
@@ -246,8 +246,9 @@ def step(prev: CameraState | None, target: tuple[float, float, float] | None, ge
     v_max = settings.max_speed * prev.h
     cx, vx = _spring(prev.cx, prev.vx, aim[0], omega, dt, v_max)
     cy, vy = _spring(prev.cy, prev.vy, aim[1], omega, dt, v_max)
-    z, vz = _spring(math.log(prev.h), prev.vz, math.log(aim[2]), 2.0 / settings.zoom_response_s, dt,
-                    settings.max_speed)
+    # Zooming out (a face grew too big, someone joined) goes at the panning pace; zooming in, slower.
+    zoom_time = settings.response_s if aim[2] > prev.h else settings.zoom_response_s
+    z, vz = _spring(math.log(prev.h), prev.vz, math.log(aim[2]), 2.0 / zoom_time, dt, settings.max_speed)
     state = CameraState(cx, cy, math.exp(z), vx, vy, vz, aim, lost)
     return _settle(state, geom, settings)
 

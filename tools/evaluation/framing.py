@@ -15,7 +15,9 @@ Reference heads come from a separate full-frame YuNet detection of every source 
 >= 0.7), independent of the stage's tracker: the *whole head* is the face box plus a third of its height above it.
 Per clip:
 - ``head_in``: share of frames with a reference face in which every whole head lies inside the window and the
-  source (the part of the output that shows the camera);
+  source (the part of the output that shows the camera); ``head_in_camera``: share in which every whole head is
+  inside the camera frame at all (the most any window can show); ``head_in_of_possible``: ``head_in`` counted
+  over those frames only;
 - ``max_face``: largest face height / window height (= face height in the output / 720);
 - ``still``: frames in which the person is still (every reference face centre within 4% of the face height of
   where it was 10 and 20 frames before), and the window's motion in those frames in output pixels per frame
@@ -155,7 +157,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
                            "model": {"segmenter": segmenter_choice, "threads": 1}, "framing": {"mode": mode}})
     pipeline = Pipeline(config, load_segmenter(config.model.segmenter, threads=1))
     reference = ReferenceFaces()
-    inside, faces, motion, history = [], [], [], []
+    inside, possible, faces, motion, history = [], [], [], [], []
     prev_rect = None
     size = None
     for raw in _frames(clip.path, frames):
@@ -167,6 +169,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
         history.append(boxes)
         if boxes:
             inside.append(all(_head_inside(b, rect, size) for b in boxes))
+            possible.append(all(_head_inside(b, (0, 0, *size), size) for b in boxes))
             faces.append(max(b[3] for b in boxes) / rect[3])
         if prev_rect is not None and _is_still(history):
             scale = OUT_H / rect[3]
@@ -175,6 +178,9 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
     return {"clip": clip.name, "mode": mode, "source": f"{size[0]}x{size[1]}" if size else "-",
             "frames": len(history), "with_face": len(inside),
             "head_in": round(100 * float(np.mean(inside)), 1) if inside else None,
+            "head_in_camera": round(100 * float(np.mean(possible)), 1) if possible else None,
+            "head_in_of_possible": round(100 * float(np.mean(np.array(inside)[np.array(possible)])), 1)
+            if any(possible) else None,
             "max_face": round(float(max(faces)), 3) if faces else None,
             "still": len(motion),
             "still_motion_mean": round(float(np.mean(motion)), 3) if motion else None,
@@ -183,8 +189,8 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
 
 
 def _table(rows: list[dict[str, object]]) -> str:
-    keys = ["clip", "mode", "source", "frames", "with_face", "head_in", "max_face", "still", "still_motion_mean",
-            "still_motion_p95", "still_zero"]
+    keys = ["clip", "mode", "source", "frames", "with_face", "head_in", "head_in_camera", "head_in_of_possible",
+            "max_face", "still", "still_motion_mean", "still_motion_p95", "still_zero"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join("-" if r[k] is None else str(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
