@@ -42,9 +42,10 @@ class FramingSettings(BaseModel):
     max_upscale: float = Field(1.5, ge=1.0, le=4.0, description="never crop in so far that the output enlarges "
                                "the camera's pixels more than this")
     faces: bool = Field(True, description="use the face detector (YuNet) as well as the person mask")
-    response_s: float = Field(0.6, ge=0.05, le=5.0, description="time the window takes to follow a move (spring)")
-    zoom_response_s: float = Field(1.2, ge=0.05, le=10.0, description="time a zoom in takes (slower than panning, "
-                                   "so it never pumps; zooming out goes at response_s)")
+    response_s: float = Field(0.8, ge=0.05, le=5.0, description="time the window takes to cover 90% of a move "
+                              "(critically damped spring)")
+    zoom_response_s: float = Field(1.5, ge=0.05, le=10.0, description="the same for zooming in (slower than "
+                                   "panning, so it never pumps; zooming out goes at response_s)")
     max_speed: float = Field(0.5, ge=0.05, le=5.0, description="fastest pan, in window heights per second")
     dead_zone: float = Field(0.06, ge=0.0, le=0.3, description="the window stays still while the composition "
                              "moves less than this fraction of the window height")
@@ -55,6 +56,7 @@ class FramingSettings(BaseModel):
 
 
 Fit = Literal["auto", "crop", "pad", "stretch"]
+SPRING_90 = 3.9  # a critically damped spring from rest covers 90% of a step by omega * t = 3.9
 ZOOM_OUT_DEAD_ZONE = 0.05  # log size: widen at once when a face grows or someone joins, narrow only reluctantly
 
 
@@ -242,13 +244,13 @@ def step(prev: CameraState | None, target: tuple[float, float, float] | None, ge
     if target is None:
         return replace(prev, lost_steps=lost, vx=0.0, vy=0.0, vz=0.0)
     aim = _update_aim(prev.aim, target, settings)
-    omega = 2.0 / settings.response_s
+    omega = SPRING_90 / settings.response_s
     v_max = settings.max_speed * prev.h
     cx, vx = _spring(prev.cx, prev.vx, aim[0], omega, dt, v_max)
     cy, vy = _spring(prev.cy, prev.vy, aim[1], omega, dt, v_max)
     # Zooming out (a face grew too big, someone joined) goes at the panning pace; zooming in, slower.
     zoom_time = settings.response_s if aim[2] > prev.h else settings.zoom_response_s
-    z, vz = _spring(math.log(prev.h), prev.vz, math.log(aim[2]), 2.0 / zoom_time, dt, settings.max_speed)
+    z, vz = _spring(math.log(prev.h), prev.vz, math.log(aim[2]), SPRING_90 / zoom_time, dt, settings.max_speed)
     state = CameraState(cx, cy, math.exp(z), vx, vy, vz, aim, lost)
     return _settle(state, geom, settings)
 
