@@ -20,7 +20,7 @@ Per clip:
   over those frames only;
 - ``max_face``: largest face height / window height (= face height in the output / 720);
 - ``still``: frames in which the person is still (every reference face centre within 4% of the face height of
-  where it was 10 and 20 frames before), and the window's motion in those frames in output pixels per frame
+  where it was 10 and 20 frames before, and its height within 4% of what it was), and the window's motion in those frames in output pixels per frame
   (largest change of any window edge, scaled to the output): mean, 95th percentile, and share of still frames in
   which the window did not move at all.
 """
@@ -141,13 +141,18 @@ def _head_inside(box: np.ndarray, rect: tuple[int, int, int, int], src: tuple[in
 
 
 def _is_still(history: list[list[np.ndarray]]) -> bool:
-    """Every face now within 4% of its height of where the nearest face was 10 and 20 frames ago."""
+    """Every face now within 4% of its height of where the nearest face was 10 and 20 frames ago, and of the
+    same height within 4% (not leaning in or back)."""
     if len(history) < 21 or not history[-1]:
         return False
     for box in history[-1]:
         centre = box[:2] + box[2:] / 2
         for past in (history[-11], history[-21]):
-            if not past or min(np.hypot(*(centre - (b[:2] + b[2:] / 2))) for b in past) > 0.04 * box[3]:
+            if not past:
+                return False
+            near = min(past, key=lambda b: float(np.hypot(*(centre - (b[:2] + b[2:] / 2)))))
+            moved = float(np.hypot(*(centre - (near[:2] + near[2:] / 2))))
+            if moved > 0.04 * box[3] or abs(near[3] - box[3]) > 0.04 * box[3]:
                 return False
     return True
 
