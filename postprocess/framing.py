@@ -37,7 +37,7 @@ class FramingSettings(BaseModel):
                         "mode is 'auto' (0.28: head and shoulders; larger is closer)")
     headroom: float = Field(0.06, ge=0.0, le=0.3, description="least space above the top of the head, as a "
                             "fraction of the output height")
-    max_face: float = Field(0.45, ge=0.2, le=0.8, description="the face is never taller than this fraction of the "
+    max_face: float = Field(0.4, ge=0.2, le=0.8, description="the face is never taller than this fraction of the "
                             "output height: a closer crop is widened (and padded where the source is too narrow)")
     max_upscale: float = Field(1.5, ge=1.0, le=4.0, description="never crop in so far that the output enlarges "
                                "the camera's pixels more than this")
@@ -171,9 +171,9 @@ def compose(heads: list[Head], geom: Geometry, settings: FramingSettings,
     chin = max(hd.y + hd.h for hd in heads)
     eye_y = sum(hd.eye_y for hd in heads) / len(heads)
     wanted = face_h / settings.zoom if follow else geom.h_cover
-    # Needs: head top to shoulders (half a face below the chin) below the headroom; everyone across with a face
-    # width of room on each side; the face no taller than max_face.
-    tall = (chin + 0.5 * face_h - top) / (1.0 - settings.headroom)
+    # Needs: head top to shoulders (three quarters of a face below the chin) below the headroom; everyone across
+    # with a face width of room on each side; the face no taller than max_face.
+    tall = (chin + 0.75 * face_h - top) / (1.0 - settings.headroom)
     wide = (x1 - x0 + 2.0 * face_w) / geom.aspect
     h = max(wanted, tall, wide, face_h / settings.max_face)
     cx = (x0 + x1) / 2
