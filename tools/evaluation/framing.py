@@ -18,7 +18,9 @@ Per clip:
   source (the part of the output that shows the camera); ``head_in_camera``: share in which every whole head is
   inside the camera frame at all (the most any window can show); ``head_in_of_possible``: ``head_in`` counted
   over those frames only;
-- ``max_face``: largest face height / window height (= face height in the output / 720);
+- ``max_face``: largest face height / window height (= face height in the output / 720); ``max_face_whole``:
+  the same for a window showing the whole camera frame (the smallest the face can be without shrinking the
+  camera's picture inside a padded frame);
 - ``still``: frames in which the person is still (every reference face centre within 4% of the face height of
   where it was 10 and 20 frames before, and its height within 4% of what it was), and the window's motion in those frames in output pixels per frame
   (largest change of any window edge, scaled to the output): mean, 95th percentile, and share of still frames in
@@ -162,7 +164,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
                            "model": {"segmenter": segmenter_choice, "threads": 1}, "framing": {"mode": mode}})
     pipeline = Pipeline(config, load_segmenter(config.model.segmenter, threads=1))
     reference = ReferenceFaces()
-    inside, possible, faces, motion, history = [], [], [], [], []
+    inside, possible, faces, whole, motion, history = [], [], [], [], [], []
     prev_rect = None
     size = None
     for raw in _frames(clip.path, frames):
@@ -176,6 +178,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
             inside.append(all(_head_inside(b, rect, size) for b in boxes))
             possible.append(all(_head_inside(b, (0, 0, *size), size) for b in boxes))
             faces.append(max(b[3] for b in boxes) / rect[3])
+            whole.append(max(b[3] for b in boxes) / max(size[1], size[0] * OUT_H / OUT_W))
         if prev_rect is not None and _is_still(history):
             scale = OUT_H / rect[3]
             motion.append(max(abs(a - b) for a, b in zip(rect, prev_rect)) * scale)
@@ -187,6 +190,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
             "head_in_of_possible": round(100 * float(np.mean(np.array(inside)[np.array(possible)])), 1)
             if any(possible) else None,
             "max_face": round(float(max(faces)), 3) if faces else None,
+            "max_face_whole": round(float(max(whole)), 3) if whole else None,
             "still": len(motion),
             "still_motion_mean": round(float(np.mean(motion)), 3) if motion else None,
             "still_motion_p95": round(float(np.percentile(motion, 95)), 2) if motion else None,
@@ -195,7 +199,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
 
 def _table(rows: list[dict[str, object]]) -> str:
     keys = ["clip", "mode", "source", "frames", "with_face", "head_in", "head_in_camera", "head_in_of_possible",
-            "max_face", "still", "still_motion_mean", "still_motion_p95", "still_zero"]
+            "max_face", "max_face_whole", "still", "still_motion_mean", "still_motion_p95", "still_zero"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join("-" if r[k] is None else str(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
