@@ -56,6 +56,7 @@ class FramingSettings(BaseModel):
 
 
 Fit = Literal["auto", "crop", "pad", "stretch"]
+WHOLE_SNAP = 0.9
 SPRING_90 = 3.9  # a critically damped spring from rest covers 90% of a step by omega * t = 3.9
 ZOOM_OUT_DEAD_ZONE = 0.05  # log size: widen at once when a face grows or someone joins, narrow only reluctantly
 
@@ -176,6 +177,9 @@ def compose(heads: list[Head], geom: Geometry, settings: FramingSettings,
     tall = (chin + 0.75 * face_h - top) / (1.0 - settings.headroom)
     wide = (x1 - x0 + 2.0 * face_w) / geom.aspect
     h = max(wanted, tall, wide, face_h / settings.max_face)
+    h_max = geom.h_range(settings.max_upscale)[1]
+    if h >= WHOLE_SNAP * h_max:
+        h = h_max  # nearly everything: show everything, rather than hover a few per cent inside the edges
     cx = (x0 + x1) / 2
     cy = eye_y + h / 6  # eyes on the upper third line
     cy = min(cy, top - settings.headroom * h + h / 2)  # ... unless that leaves too little headroom

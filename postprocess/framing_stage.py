@@ -30,6 +30,7 @@ from .faces import Face, FaceTracker
 from .framing import CameraState, Fit, FramingSettings, Geometry, Head, compose, step, window_rect
 
 Rect = tuple[int, int, int, int]
+FACE_WARMUP_FRAMES = 3  # a new face track reaches presence 0.6 on its third frame
 
 
 def same_aspect(width: int, height: int, out_width: int, out_height: int) -> bool:
@@ -171,8 +172,13 @@ class FramingStage:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _find_heads(self, frame: np.ndarray) -> list[Head]:
-        """Faces where YuNet sees them, plus mask people with no face over them (turned away, too small)."""
-        faces = [head_from_face(f) for f in self._faces(frame) if f.presence >= 0.5]
+        """Faces where YuNet sees them, plus mask people with no face over them (turned away, too small).
+        Nobody during the face tracker's first frames (its faces fade in): the first framing is a cut, so it
+        should come from the faces, not from the mask's rougher head estimate."""
+        tracked = self._faces(frame)
+        if self._tracker is not None and self._tracker.frame_index <= FACE_WARMUP_FRAMES:
+            return []
+        faces = [head_from_face(f) for f in tracked if f.presence >= 0.5]
         extra = [m for m in self._mask_heads
                  if not any(m.x < f.x + 1.5 * f.w and f.x - 0.5 * f.w < m.x + m.w for f in faces)]
         return faces + extra
