@@ -22,9 +22,9 @@ Per clip:
   the same for a window showing the whole camera frame (the smallest the face can be without shrinking the
   camera's picture inside a padded frame);
 - ``still``: frames in which the person is still (every reference face centre within 4% of the face height of
-  where it was 10 and 20 frames before, and its height within 4% of what it was), and the window's motion in those frames in output pixels per frame
-  (largest change of any window edge, scaled to the output): mean, 95th percentile, and share of still frames in
-  which the window did not move at all.
+  where it was 10 and 20 frames before, and its height within 4% of what it was), and the window's motion in
+  those frames in output pixels per frame (largest change of any window edge, scaled to the output): mean, 95th
+  percentile, and share of still frames in which the window did not move at all.
 """
 
 from __future__ import annotations
