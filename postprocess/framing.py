@@ -218,6 +218,20 @@ def _spring(x: float, v: float, target: float, omega: float, dt: float, v_max: f
     return target + e_new, v_new
 
 
+def head_bounds(heads: list[Head]) -> tuple[float, float, float, float] | None:
+    """(x0, top, x1, bottom) around every whole head (face box plus a third of its height above it)."""
+    if not heads:
+        return None
+    return (min(hd.x for hd in heads), min(hd.top for hd in heads), max(hd.x + hd.w for hd in heads),
+            max(hd.y + hd.h for hd in heads))
+
+
+def _contains(window: tuple[float, float, float], box: tuple[float, float, float, float], geom: Geometry) -> bool:
+    cx, cy, h = window
+    w = h * geom.aspect
+    return (cx - w / 2 <= box[0] and box[2] <= cx + w / 2) and (cy - h / 2 <= box[1] and box[3] <= cy + h / 2)
+
+
 def _update_aim(aim: tuple[float, float, float] | None, target: tuple[float, float, float],
                 settings: FramingSettings) -> tuple[float, float, float]:
     """Move the aim to the target only where the target left the dead zone (position and zoom separately;
@@ -235,9 +249,11 @@ def _update_aim(aim: tuple[float, float, float] | None, target: tuple[float, flo
 
 
 def step(prev: CameraState | None, target: tuple[float, float, float] | None, geom: Geometry,
-         settings: FramingSettings, dt: float) -> CameraState:
+         settings: FramingSettings, dt: float, keep: tuple[float, float, float, float] | None = None
+         ) -> CameraState:
     """The window one time step ``dt`` (s) after ``prev`` while the composition asks for ``target`` (None:
     nobody seen). The first window with somebody in view is the composition itself (a cut, not a zoom).
+    ``keep`` (``head_bounds``): a box the aim must hold; the dead zone never lets a head out of the aim.
     Within a pixel of the aim and nearly stopped, the window arrives exactly, so it then stands still."""
     if prev is None or (prev.aim is None and target is not None):
         start = target or geom.wide()
@@ -248,6 +264,8 @@ def step(prev: CameraState | None, target: tuple[float, float, float] | None, ge
     if target is None:
         return replace(prev, lost_steps=lost, vx=0.0, vy=0.0, vz=0.0)
     aim = _update_aim(prev.aim, target, settings)
+    if keep is not None and not _contains(aim, keep, geom) and _contains(target, keep, geom):
+        aim = target
     omega = SPRING_90 / settings.response_s
     v_max = settings.max_speed * prev.h
     cx, vx = _spring(prev.cx, prev.vx, aim[0], omega, dt, v_max)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .faces import Face, FaceTracker
-from .framing import CameraState, Fit, FramingSettings, Geometry, Head, compose, step, window_rect
+from .framing import CameraState, Fit, FramingSettings, Geometry, Head, compose, head_bounds, step, window_rect
 
 Rect = tuple[int, int, int, int]
 FACE_WARMUP_FRAMES = 3  # a new face track reaches presence 0.6 on its third frame
@@ -158,7 +158,7 @@ class FramingStage:
         else:
             self.heads = self._find_heads(frame)
             target = compose(self.heads, geom, self.settings, follow=self.settings.mode == "auto")
-            self.state = step(self.state, target, geom, self.settings, dt)
+            self.state = step(self.state, target, geom, self.settings, dt, keep=head_bounds(self.heads))
             self.window = window_rect(*self.state.window, geom)
         return self._render(frame, self.window)
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from tests.framing_scenes import Person, head_inside
-from vcam.postprocess.framing import FramingSettings, Geometry, Head, compose, step, window_rect
+from vcam.postprocess.framing import FramingSettings, Geometry, Head, compose, head_bounds, step, window_rect
 
 DT = 1 / 30
 FOLLOW = FramingSettings(mode="auto")
@@ -27,7 +27,7 @@ def _run(geom: Geometry, people_at, steps: int, settings: FramingSettings = FOLL
             dx, dy, dw = rng.normal(0, noise, 3) if noise else (0.0, 0.0, 0.0)
             heads.append(Head(f.x + dx, f.y + dy, f.w + dw, f.h + dw, f.eye_y + dy))
         target = compose(heads, geom, settings, follow)
-        state = step(state, target, geom, settings, DT)
+        state = step(state, target, geom, settings, DT, keep=head_bounds(heads))
         rects.append(window_rect(*state.window, geom))
     return rects
 
@@ -106,6 +106,20 @@ def test_a_slow_walk_is_followed_smoothly_within_the_speed_limit() -> None:
     centre = [r[0] + r[2] / 2 for r in rects]
     assert abs(centre[165] - at(165)[0].cx) < FOLLOW.dead_zone * h + 2
     assert _motion(rects[170:]) == 0
+
+
+def test_the_dead_zone_never_holds_a_head_out_of_the_window() -> None:
+    geom = Geometry(720, 1280, 1280, 720)  # an upright phone, framed tightly (fit only: max_face, little headroom)
+    settings = FramingSettings(headroom=0.02)
+
+    def at(i: int) -> list[Person]:
+        return [Person(360, 420 - min(i, 40), 300)]  # the head rises 40 px, less than the dead zone, and stays
+
+    rects = _run(geom, at, 120, settings=settings, follow=False)
+    h = rects[0][3]
+    assert 40 < settings.dead_zone * h  # a move the dead zone alone would ignore ...
+    assert not head_inside(at(119)[0].face(), rects[0], (720, 1280))  # ... that cuts the head in the first window
+    assert head_inside(at(119)[0].face(), rects[-1], (720, 1280))
 
 
 def test_zoom_does_not_pump_when_the_face_size_wobbles() -> None:
