@@ -226,10 +226,13 @@ def head_bounds(heads: list[Head]) -> tuple[float, float, float, float] | None:
             max(hd.y + hd.h for hd in heads))
 
 
-def _contains(window: tuple[float, float, float], box: tuple[float, float, float, float], geom: Geometry) -> bool:
+def _contains(window: tuple[float, float, float], box: tuple[float, float, float, float], geom: Geometry,
+              headroom: float = 0.0) -> bool:
+    """``box`` inside ``window``, at least ``headroom`` (fraction of the window height) below its top."""
     cx, cy, h = window
     w = h * geom.aspect
-    return (cx - w / 2 <= box[0] and box[2] <= cx + w / 2) and (cy - h / 2 <= box[1] and box[3] <= cy + h / 2)
+    top = cy - h / 2 + headroom * h
+    return (cx - w / 2 <= box[0] and box[2] <= cx + w / 2) and (top <= box[1] and box[3] <= cy + h / 2)
 
 
 def _update_aim(aim: tuple[float, float, float] | None, target: tuple[float, float, float],
@@ -264,7 +267,8 @@ def step(prev: CameraState | None, target: tuple[float, float, float] | None, ge
     if target is None:
         return replace(prev, lost_steps=lost, vx=0.0, vy=0.0, vz=0.0)
     aim = _update_aim(prev.aim, target, settings)
-    if keep is not None and not _contains(aim, keep, geom) and _contains(target, keep, geom):
+    margin = settings.headroom / 2  # half the headroom may go before the aim follows the head
+    if keep is not None and not _contains(aim, keep, geom, margin) and _contains(target, keep, geom, margin):
         aim = target
     omega = SPRING_90 / settings.response_s
     v_max = settings.max_speed * prev.h
