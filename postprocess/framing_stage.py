@@ -218,9 +218,10 @@ class FramingStage:
             self._pad_buf = np.empty((out_h, out_w, 3), np.uint8)
         if self._content is None or self._content.shape[:2] != (dh, dw):
             self._content = np.empty((dh, dw, 3), np.uint8)
-        shrinking = sx < 1.0
+        # Area averaging only for a strong shrink: at factors under 2 OpenCV's area path costs ~5 ms at 720p,
+        # bilinear under 1 ms (the resize stage makes the same choice).
         cv2.resize(frame[cy0:cy1, cx0:cx1], (dw, dh), dst=self._content,
-                   interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+                   interpolation=cv2.INTER_AREA if sx <= 0.5 else cv2.INTER_LINEAR)
         # Fill: the picture squeezed to 32x18, blurred and darkened, stretched over the whole output.
         tiny = cv2.resize(self._content[::4, ::4], (32, 18), interpolation=cv2.INTER_AREA)
         tiny = cv2.GaussianBlur(tiny, (0, 0), 2.0)
