@@ -13,7 +13,7 @@ from vcam.control import ControlError
 from vcam.pipeline import placeholder_frame
 
 from .conftest import BACKGROUND_BOX, crop
-from .test_control_support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, H, W, background_detail, running_session, wait_for
+from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, H, W, background_detail, running_session, wait_for
 
 NEW_FRAMES = 3  # a change must show by the 3rd new output frame after the reply
 

@@ -13,7 +13,7 @@ import pytest
 from vcam.daily_settings import DaemonSettings
 from vcam.ondemand import DeviceReaderMonitor, ReaderTracker, count_open_handles, inotify_available
 
-from .test_control_support import BLUR_ON_BELOW, background_detail, running_session, wait_for
+from .support import BLUR_ON_BELOW, background_detail, running_session, wait_for
 
 linux_only = pytest.mark.skipif(not inotify_available(), reason="inotify is Linux-only")
 

@@ -33,15 +33,16 @@ def _disk_size(out: np.ndarray) -> tuple[int, int]:
 
 @pytest.mark.parametrize("camera", [(640, 480), (1280, 800), (960, 720)])
 def test_a_round_disk_stays_round_in_the_output(camera: tuple[int, int]) -> None:
-    config = build_config({"output": {"width": 1280, "height": 720, "sinks": []}, "upscale": {"mode": "off"}})
-    out = Pipeline(config, segmenter=None).process(_disk_frame(*camera))  # no segmenter: the frame as it comes
+    config = build_config({"preset": "off", "output": {"width": 1280, "height": 720, "sinks": []},
+                           "upscale": {"mode": "off"}})
+    out = Pipeline(config, segmenter=None).process(_disk_frame(*camera))  # passthrough: the frame as it comes
     assert out.shape == (720, 1280, 3) and out.flags.c_contiguous
     w, h = _disk_size(out)
     assert abs(w / h - 1) < 0.03, (w, h)
 
 
-def test_stretch_keeps_the_old_behaviour() -> None:
-    config = build_config({"output": {"width": 1280, "height": 720, "sinks": [], "fit": "stretch"},
+def test_stretch_stretches_the_frame_to_the_output() -> None:
+    config = build_config({"preset": "off", "output": {"width": 1280, "height": 720, "sinks": [], "fit": "stretch"},
                            "upscale": {"mode": "off"}})
     w, h = _disk_size(Pipeline(config, segmenter=None).process(_disk_frame(640, 480)))
     assert w / h > 1.3  # 4:3 -> 16:9 stretched by 4/3

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vcam.watcher import ConfigWatcher
 
-from .test_control_support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for
+from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for
 
 
 def _watch(path: Path) -> tuple[ConfigWatcher, list[float]]:

@@ -86,7 +86,7 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
             log.info("preview page: %s", url)
     if banner:
         log.info("%s", banner)
-    signal.signal(signal.SIGTERM, lambda *_: daemon._stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
     try:
         daemon.wait(seconds)
     except KeyboardInterrupt:

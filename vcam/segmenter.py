@@ -89,19 +89,19 @@ class Segmenter:
         self._levels_used = level
         return cv2.resize(frame, (self.width, self.height), dst=self._small, interpolation=cv2.INTER_LINEAR)
 
-    @property
-    def frame_levels(self) -> list[np.ndarray]:
-        """The last frame halved 1, 2, ... times (BGR uint8, 2x2 box averages), as :meth:`process` computed them
-        on the way to the model's input size; later stages may reuse them for that same frame (buffers are
-        overwritten by the next call)."""
-        return self._halves[: self._levels_used]
-
-    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+    def segment(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The person mask (float32 [h, w] at the model's resolution) and the frame halved 1, 2, ... times
+        (BGR uint8, 2x2 box averages) as computed on the way to the model's input size: later stages may reuse
+        them for that same frame. Both are buffers overwritten by the next call."""
         self._downscale(frame_bgr)
         # HWC BGR uint8 -> CHW RGB float32 in [0,1], written straight into the preallocated input tensor.
         np.multiply(self._small.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=self._input[0])
         (mask,) = self.session.run(["mask"], {"image": self._input})
-        return mask[0, 0]
+        return mask[0, 0], self._halves[: self._levels_used]
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The person mask alone (see :meth:`segment`)."""
+        return self.segment(frame_bgr)[0]
 
 
 def latency_ms(segmenter: Segmenter, frame_bgr: np.ndarray, runs: int = 30) -> float:

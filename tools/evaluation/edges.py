@@ -295,8 +295,8 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
         refiner.process(masks[i], frames[i])
     alphas, hints = [], []
     for i in range(n):
-        alphas.append(refiner.process(masks[i], frames[i]).copy())
-        h = refiner.hints
+        alpha, h = refiner.refine(masks[i], frames[i])
+        alphas.append(alpha.copy())
         hints.append(RefineHints([lv.copy() for lv in h.frame_levels], h.alpha_small.copy(), h.alpha_level))
     stages = {"refine": lambda i: refiner.process(masks[i], frames[i])}
     image = str(REPO / "vcam" / "assets" / "backgrounds" / "city.jpg")
@@ -311,12 +311,10 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     blur = Compositor(BackgroundSettings(mode="blur"))
 
     def both(i: int) -> None:  # the refiner halves the frame itself
-        a = refiner.process(masks[i], frames[i])
-        blur.process(frames[i], a, refiner.hints)
+        blur.process(frames[i], *refiner.refine(masks[i], frames[i]))
 
     def both_pipeline(i: int) -> None:  # as in the daemon: the segmenter's halvings are reused
-        a = refiner.process(masks[i], frames[i], halvings[i])
-        blur.process(frames[i], a, refiner.hints)
+        blur.process(frames[i], *refiner.refine(masks[i], frames[i], halvings[i]))
 
     stages["refine_plus_blur"] = both
     stages["refine_plus_blur_pipeline"] = both_pipeline
