@@ -61,14 +61,12 @@ class OutputSettings(_Section):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from .sinks import sink_spec_problem  # the sink registry is the one list of sinks and their rules
+
         for spec in v:
-            kind, _, arg = spec.partition(":")
-            if kind not in ("virtual", "y4m", "mjpeg", "file"):
-                raise ValueError(f"unknown sink {spec!r}; allowed: virtual[:DEV], y4m:PATH, mjpeg:PORT, file:PATH")
-            if kind in ("y4m", "file") and not arg:
-                raise ValueError(f"sink {kind!r} needs a path: {kind}:PATH")
-            if kind == "mjpeg" and arg and not (arg.isdigit() and int(arg) < 65536):
-                raise ValueError(f"mjpeg port must be 0-65535, got {arg!r}")
+            problem = sink_spec_problem(spec)
+            if problem is not None:
+                raise ValueError(problem)
         return v
 
 
