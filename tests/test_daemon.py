@@ -140,6 +140,24 @@ def test_the_debug_view_travels_with_its_finished_frame() -> None:
     assert feed.take(timeout=0) is None
 
 
+@pytest.mark.parametrize("hold, fps", [(None, 30), ("no-reader", 2)])
+def test_output_clock_paces_live_frames_and_idles_at_idle_fps(hold, fps) -> None:
+    clock = FakeClock(100.0)
+    out, capture, finished, sink, stats = _output(clock)
+    if hold:
+        capture.hold(hold)
+
+    def wait(seconds: float) -> bool:  # the clock's sleep: fake time passes; stop after 10 s of it
+        clock.advance(seconds)
+        if clock() >= 110.0:
+            out._stop.set()
+        return out._stop.is_set()
+
+    out._wait = wait
+    out.run()
+    assert abs(len(sink.frames) - 10 * fps) <= 1
+
+
 def test_watchdog_reports_processing_that_stops_while_the_camera_is_live() -> None:
     clock = FakeClock()
     out, capture, finished, sink, stats = _output(clock)

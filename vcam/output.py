@@ -33,7 +33,9 @@ class OutputClock:
     def __init__(self, settings: OutputSettings, finished: TripleBuffer, capture: Capture,
                  sinks: list[SinkWorker], stats: DaemonStats, stop: threading.Event,
                  clock: Callable[[], float] = time.monotonic,
-                 debug_sinks: list[TripleBuffer] | None = None) -> None:
+                 debug_sinks: list[TripleBuffer] | None = None,
+                 wait: Callable[[float], bool] | None = None) -> None:
+        """``clock`` and ``wait`` (sleep up to n s, True when stopping) are injectable for fake-clock tests."""
         self.period = 1.0 / settings.fps
         self.finished = finished
         self.capture = capture
@@ -45,6 +47,7 @@ class OutputClock:
         self.idle_fps = IDLE_FPS
         self.pause_frame: np.ndarray | None = None  # shown while paused (None: a dark "paused" frame)
         self._stop = stop
+        self._wait = wait or stop.wait
         size = (settings.width, settings.height)
         self._waiting = placeholder_frame(*size, "vcam: starting camera")
         self._reconnecting = placeholder_frame(*size, "vcam: camera reconnecting...")
@@ -99,7 +102,7 @@ class OutputClock:
             if delay < -self.period:  # badly late (suspend): restart the clock rather than burst
                 next_due = self.clock()
             elif delay > 0:
-                self._stop.wait(delay)
+                self._wait(delay)
 
     def _next_due(self, next_due: float) -> float:
         """When the next frame is due; while idle (no reader) a still frame every ``1 / idle_fps`` s, waking at
@@ -108,6 +111,6 @@ class OutputClock:
             return next_due + self.period
         next_due += 1.0 / self.idle_fps
         while self.capture.held == "idle" and next_due - self.clock() > self.period:
-            if self._stop.wait(self.period):
+            if self._wait(self.period):
                 return next_due
         return next_due if self.capture.held == "idle" else self.clock()
