@@ -12,6 +12,8 @@ import pyvirtualcam
 
 from vcam.sinks import FileSink, MjpegPreviewSink, SinkError, SinkWorker, VirtualCameraSink, Y4MSink, make_sink
 
+from .support import wait_for
+
 
 def read_y4m(path: Path) -> tuple[str, list[np.ndarray]]:
     data = path.read_bytes()
