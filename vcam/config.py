@@ -26,6 +26,11 @@ from .postprocess.upscale import UpscaleSettings
 log = logging.getLogger(__name__)
 
 
+def _shortened(text: str, limit: int = 200) -> str:
+    """An echoed value cut to ``limit`` characters, so a huge bad value gives a readable error."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the field and what is allowed."""
 
@@ -125,7 +130,7 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = err.get("input")
-        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        got_text = "" if isinstance(got, dict) else f" (got {_shortened(repr(got))})"
         lines.append(f"{origin}: {field}: {err['msg']}{got_text}")
     return "\n".join(lines)
 

@@ -20,8 +20,13 @@ def _any(arg: str) -> str | None:
     return None
 
 
+MAX_PATH = 4096  # Linux's PATH_MAX: no longer path can be opened
+
+
 def _path(arg: str) -> str | None:
-    return None if arg else "needs a path"
+    if not arg:
+        return "needs a path"
+    return f"path is too long ({len(arg)} characters, at most {MAX_PATH})" if len(arg) > MAX_PATH else None
 
 
 def _port(arg: str) -> str | None:
