@@ -42,3 +42,16 @@ def _case(path: Path) -> object:
 @pytest.mark.parametrize("path", [_case(p) for p in RUNTIME])
 def test_runtime_file_classes_and_functions_are_short(path: Path) -> None:
     assert not _too_long(path), f"{path.relative_to(REPO)}: " + "; ".join(_too_long(path))
+
+
+def test_the_architecture_diagram_shows_the_stages_in_the_order_they_run() -> None:
+    import re
+
+    from vcam.config import build_config
+    from vcam.pipeline import STAGES, Pipeline
+
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    diagram = doc.split("```")[1]
+    shown = [w for w in re.findall(r"\[?(\w+)\]? ─►", diagram) if w in STAGES]  # each stage leads to the next
+    config = build_config({"output": {"sinks": []}, "beauty": {"enabled": True}})
+    assert shown == [stage.name for stage in Pipeline(config, None).stages] == list(STAGES)
