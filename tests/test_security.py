@@ -1,4 +1,4 @@
-"""Issue 8 security: nothing listens beyond the opt-in 127.0.0.1 preview; no frame goes anywhere unasked."""
+"""Security: nothing listens beyond the opt-in 127.0.0.1 preview; no frame goes anywhere unasked."""
 
 from __future__ import annotations
 

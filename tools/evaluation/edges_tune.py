@@ -10,7 +10,7 @@ for probes that are not in the product (a full-resolution colour guided filter, 
 filter, a two-scale guided filter, a chroma-weighted guide) to see how far refinement of this kind can go.
 ``flicker``: the first ``--frames`` frames of every clip in ``videos/``: median/mean/worst change of
 ``unexplained_change`` vs the raw mask, and the median/max over clips of the 99th-percentile edge lag (px), for
-the round-2 motion-adaptive smoother and the motion-compensated one (the default) with settings variants.
+the motion-compensated smoother with settings variants.
 Reads ``../shared/data``; the product never imports it.
 """
 

@@ -20,7 +20,7 @@ def _any(arg: str) -> str | None:
     return None
 
 
-MAX_PATH = 4096  # Linux's PATH_MAX: no longer path can be opened
+MAX_PATH = 4096  # Linux's PATH_MAX: a longer path cannot be opened
 
 
 def _path(arg: str) -> str | None:
