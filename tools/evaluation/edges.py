@@ -273,7 +273,7 @@ def _cpu_ms(fn, n: int) -> float:
 
 #: the reference speed: a full-frame 51x51 Gaussian at 720p takes this long there (the speed the 3 ms budget of
 #: refine + composite is set at); the stage costs are also given scaled to it
-REFERENCE_ISSUE_MS = 15.8
+REFERENCE_MS = 15.8
 
 
 def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frames_n: int) -> dict:
@@ -336,7 +336,7 @@ def section_timing(seg: OnnxSegmenter, data: Path, settings: MaskSettings, frame
     out: dict = {"frames": n}
     for name in stages:
         out[name] = best[name]
-        out[name + "_scaled"] = float(np.median(ratios[name]) * REFERENCE_ISSUE_MS)
+        out[name + "_scaled"] = float(np.median(ratios[name]) * REFERENCE_MS)
     out["reference_gauss51_720p"] = float(np.min(refs))
     return out
 
@@ -402,7 +402,7 @@ def print_table(results: dict, file=sys.stdout) -> None:
         t = results["timing"]
         w("\n## CPU ms per 1280x720 frame, one thread (demo clip): best of 5 passes of the median process_time, and\n"
           f"## scaled to the reference speed (median over passes of the ratio to a 51x51 Gaussian timed just before, "
-          f"x {REFERENCE_ISSUE_MS})\n")
+          f"x {REFERENCE_MS})\n")
         w(f"{'frames':<28}{t['frames']:>8d}\n")
         w(f"{'stage':<28}{'ms here':>8}{'scaled':>8}\n")
         for k, v in t.items():
