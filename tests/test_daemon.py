@@ -387,3 +387,13 @@ def test_frames_reach_the_virtual_camera_processed(fake_backend, frames) -> None
     status = daemon.status()
     assert status["processing_errors"] == 0 and status["fail_closed"] is None
     assert status["source_state"] == "stopped"
+
+
+def test_vcam_status_shows_failing_closed_errors_and_a_stall() -> None:
+    from vcam.cli_control import format_status
+
+    text = format_status({"camera": "on", "source_state": "live", "fail_closed": "the mask holds NaN",
+                          "processing_stalled_s": 1.4, "processing_errors": 3,
+                          "last_processing_error": "refine: ValueError: x"})
+    assert "FAILING CLOSED (whole frame blurred): the mask holds NaN" in text
+    assert "PROCESSING STALLED for 1.4 s" in text and "processing errors: 3 (last: refine: ValueError: x)" in text

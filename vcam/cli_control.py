@@ -55,6 +55,12 @@ def format_status(s: dict[str, Any]) -> str:
         lines += [f"    {line}" for line in str(s["config_error"]).splitlines()]
     if s.get("last_error"):
         lines.append(f"  last error: {s['last_error']}")
+    if s.get("fail_closed"):
+        lines.append(f"  FAILING CLOSED (whole frame blurred): {s['fail_closed']}")
+    if s.get("processing_stalled_s"):
+        lines.append(f"  PROCESSING STALLED for {s['processing_stalled_s']} s while the camera is live")
+    if s.get("processing_errors"):
+        lines.append(f"  processing errors: {s['processing_errors']} (last: {s.get('last_processing_error')})")
     return "\n".join(lines)
 
 
