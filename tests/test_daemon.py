@@ -122,6 +122,9 @@ def test_frames_from_before_a_camera_release_are_never_shown_after_it() -> None:
     assert _is_placeholder(out.tick(), "vcam: starting camera")
     finished.publish_copy(_frame(9), tag=capture.session)
     assert np.array_equal(out.tick(), _frame(9))
+    capture.session += 1  # a reconnect: the last frame is not repeated into the new session
+    stats.source_state = "live"
+    assert _is_placeholder(out.tick(), "vcam: starting camera")
 
 
 def test_the_debug_view_travels_with_its_finished_frame() -> None:

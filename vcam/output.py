@@ -53,12 +53,16 @@ class OutputClock:
         self._reconnecting = placeholder_frame(*size, "vcam: camera reconnecting...")
         self._paused = placeholder_frame(*size, "vcam: camera paused")
         self._current: np.ndarray | None = None  # the last finished frame of the current camera session
+        self._current_session = 0
         self._last_sent_at = 0.0
 
     def choose(self, now: float) -> np.ndarray:
         """The frame to send now: the newest finished one, or a placeholder that says why there is none."""
+        session = self.capture.session
+        if self._current_session != session:  # the camera was released or reconnected: its frames are stale
+            self._current, self._current_session = None, session
         slot = self.finished.take_slot(timeout=0)
-        if slot is not None and slot.tag == self.capture.session and slot.image is not None:
+        if slot is not None and slot.tag == session and slot.image is not None:
             self._current = slot.image
             for feed in self.debug_sinks:
                 if slot.extra is not None:
