@@ -400,3 +400,26 @@ def test_vcam_status_shows_failing_closed_errors_and_a_stall() -> None:
                           "last_processing_error": "refine: ValueError: x"})
     assert "FAILING CLOSED (whole frame blurred): the mask holds NaN" in text
     assert "PROCESSING STALLED for 1.4 s" in text and "processing errors: 3 (last: refine: ValueError: x)" in text
+
+
+def test_the_processing_loop_outlives_an_error_outside_the_pipeline(frames, segmenter) -> None:
+    proc, captured = _processor(_config("blur"), segmenter, FakeClock())
+    calls = []
+
+    def flaky_record(ctx, wall_ms):  # bookkeeping after the pipeline fails once, then works
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bookkeeping failed")
+
+    proc._record = flaky_record
+    thread = threading.Thread(target=proc.run)
+    thread.start()
+    try:
+        for frame in frames[:3]:
+            captured.publish_copy(frame)
+            wait_for(lambda n=len(calls): len(calls) > n, timeout=20)
+        wait_for(lambda: proc.stats.frames_processed >= 2, timeout=20)
+    finally:
+        proc._stop.set()
+        thread.join(timeout=10)
+    assert proc.pipeline.errors.by_stage == {"processing loop": 1}

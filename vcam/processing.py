@@ -69,7 +69,11 @@ class Processor:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.step(timeout=0.1)
+            try:
+                self.step(timeout=0.1)
+            except Exception as exc:  # noqa: BLE001 - the loop itself must outlive anything a frame does
+                self.pipeline.errors.report("processing loop", exc)
+                self._stop.wait(0.01)
 
     def step(self, timeout: float | None = 0.0) -> bool:
         """Apply pending settings, then process the newest captured frame if one comes within ``timeout`` s;
