@@ -150,7 +150,7 @@ def test_make_sink_specs() -> None:
 
 def test_preview_debug_view_streams_the_mask_overlay(demo_frame) -> None:
     debug = demo_frame.copy()
-    debug[:, :, 2] = 255  # stand-in overlay: the daemon passes Pipeline.debug_view
+    debug[:, :, 2] = 255  # stand-in overlay: the daemon feeds each finished frame's debug view
     sink = MjpegPreviewSink(port=0, debug_frame=lambda: debug)
     sink.open(1280, 720, 30)
     try:
