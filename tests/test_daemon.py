@@ -423,3 +423,20 @@ def test_the_processing_loop_outlives_an_error_outside_the_pipeline(frames, segm
         proc._stop.set()
         thread.join(timeout=10)
     assert proc.pipeline.errors.by_stage == {"processing loop": 1}
+
+
+def test_the_debug_view_is_made_only_while_watched_and_published_with_its_frame(frames, segmenter) -> None:
+    proc, captured = _processor(_config("blur"), segmenter, FakeClock())
+    watched = [False]
+    proc.want_debug = lambda: watched[0]
+    captured.publish_copy(frames[0])
+    proc.step(timeout=0)
+    assert proc.finished.take_slot(timeout=0).extra is None
+    watched[0] = True
+    captured.publish_copy(frames[1])
+    proc.step(timeout=0)
+    slot = proc.finished.take_slot(timeout=0)
+    assert slot.extra is not None and slot.extra.shape == slot.image.shape
+    # the debug view tints the background red: more red than the finished (blurred) frame there
+    red = lambda img: crop(img, BACKGROUND_BOX)[:, :, 2].astype(int) - crop(img, BACKGROUND_BOX)[:, :, 1]  # noqa: E731
+    assert red(slot.extra).mean() > red(slot.image).mean() + 20
