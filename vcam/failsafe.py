@@ -1,7 +1,7 @@
 """Failing closed: what a background mode shows when it has no mask it can trust, and how errors are counted.
 
-A background mode exists to hide the room, so a missing or invalid mask (NaN, wrong shape, a model that raised,
-no segmenter loaded) must never turn into the raw camera frame. :class:`MaskGuard` bridges short gaps with the
+A background mode exists to hide the room, so a missing or invalid mask (see :func:`vcam.frame.mask_problem`; a
+model that raised; no segmenter loaded) must never turn into the raw camera frame. :class:`MaskGuard` bridges short gaps with the
 last good mask (``HOLD_S``); after that the frame is :func:`fail_closed_picture`: the whole frame blurred so
 heavily that the room is unrecognisable (in every background mode: with no mask there is no person region to
 keep, and a blurred person in front of the replacement image would still need one). Status says why.

@@ -51,18 +51,24 @@ class FrameContext:
 
 
 def mask_problem(mask: object, expected_rank: int = 2) -> str | None:
-    """Why ``mask`` cannot be trusted as a person mask, or None when it can: not an array, wrong rank, empty,
-    non-finite values."""
+    """Why ``mask`` cannot be trusted as a person mask, or None when it can: not an array, wrong rank, too small,
+    a dtype other than float or uint8, non-finite values, float values outside 0..1 (logits, not
+    probabilities)."""
     if mask is None:
         return "the segmenter returned no mask"
     if not isinstance(mask, np.ndarray):
         return f"the segmenter returned a {type(mask).__name__}, not an array"
     if mask.ndim != expected_rank:
         return f"the mask has rank {mask.ndim} (shape {mask.shape}), not {expected_rank}"
-    if mask.size == 0 or min(mask.shape) < 2:
+    if min(mask.shape) < 2:
         return f"the mask is too small ({mask.shape})"
-    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+    if mask.dtype == np.uint8:
+        return None
+    if mask.dtype.kind != "f":
+        return f"the mask has dtype {mask.dtype}, not float or uint8"
+    lo, hi = float(mask.min()), float(mask.max())  # NaN and inf show in the extremes
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         return "the mask holds NaN or infinite values"
-    if mask.dtype.kind not in "fu":
-        return f"the mask has dtype {mask.dtype}"
+    if lo < -0.01 or hi > 1.01:
+        return f"the mask's values run {lo:.3g}..{hi:.3g}, outside 0..1"
     return None
