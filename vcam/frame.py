@@ -17,10 +17,11 @@ from .postprocess.mask import RefineHints
 
 @dataclass
 class PreviousFrame:
-    """What the last finished frame left for the next one (a framing stage steers by it)."""
+    """What the last finished frame left for the next one (a framing stage steers by it). ``alpha`` is the
+    refiner's buffer: read it before this frame's refine stage runs (the framing stage, first, does)."""
 
     alpha: np.ndarray | None = None  # uint8 [H, W] person alpha of the last frame (None: no mask)
-    faces: list[Face] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)  # faces the beauty stage treated (empty while it is off)
 
 
 @dataclass
