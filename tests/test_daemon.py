@@ -440,3 +440,25 @@ def test_the_debug_view_is_made_only_while_watched_and_published_with_its_frame(
     # the debug view tints the background red: more red than the finished (blurred) frame there
     red = lambda img: crop(img, BACKGROUND_BOX)[:, :, 2].astype(int) - crop(img, BACKGROUND_BOX)[:, :, 1]  # noqa: E731
     assert red(slot.extra).mean() > red(slot.image).mean() + 20
+
+
+@pytest.mark.parametrize("on_missing", ["wait", "exit"])
+def test_capture_retries_a_missing_camera_with_backoff_or_stops(frames, on_missing) -> None:
+    clock, waits, stop = FakeClock(), [], threading.Event()
+    camera = FakeCamera(frames, fps=1e9, mode="unplugged")
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        clock.advance(seconds)
+        if len(waits) == 7:
+            camera.mode = "ok"  # plugged in after seven tries
+        return stop.is_set()
+
+    settings = build_config({"source": {"on_missing": on_missing}, "output": {"sinks": []}}).source
+    capture = Capture(camera, settings, 30.0, DaemonStats(), stop, clock, wait)
+    opened = capture._open_with_retry()
+    if on_missing == "exit":
+        assert not opened and stop.is_set() and waits == []
+    else:
+        assert opened and waits == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+        assert capture.stats.source_state == "live" and camera.opens == 1

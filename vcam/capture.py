@@ -29,7 +29,9 @@ class Capture:
     """Reads ``source`` on its own thread while the camera is wanted (no holds), into ``frames``."""
 
     def __init__(self, source: FrameSource, settings: SourceSettings, fps: float, stats: DaemonStats,
-                 stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
+                 stop: threading.Event, clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[float], bool] | None = None) -> None:
+        """``clock`` and ``wait`` (sleep up to n s, True when stopping) are injectable for fake-clock tests."""
         self.source = source
         self.settings = settings
         self.period = 1.0 / fps
@@ -39,6 +41,7 @@ class Capture:
         self.session = 0  # tag of the frames published now; grows on every release and reconnect
         self.last_frame_at = 0.0  # clock time of the newest good camera frame (0: none since (re)opening)
         self._stop = stop
+        self._wait = wait or stop.wait
         self._lock = threading.Lock()
         # Reasons the physical camera is released ("paused" by the user, "no-reader" from on-demand); the
         # camera is open only while there are none.
@@ -100,7 +103,7 @@ class Capture:
                 self._reconnect()
                 failures = 0
             else:
-                self._stop.wait(0.01)
+                self._wait(0.01)
 
     def read_once(self) -> bool:
         """Read one frame; publish it if good. False when the read gave nothing usable."""
@@ -152,7 +155,7 @@ class Capture:
                     return False
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
-                self._stop.wait(delay)
+                self._wait(delay)
         return False
 
     def _reconnect(self) -> None:
