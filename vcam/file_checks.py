@@ -230,7 +230,7 @@ def check_model(choice: str, threads: int = 1) -> None:
 
 # ----- a whole config ------------------------------------------------------------------------------------
 def check_config_files(config: Config) -> Config:
-    """``config`` with every file setting resolved (``~``, ``$VAR``) and the files in use checked; raises
+    """``config`` with every file setting resolved (``~``, ``$VAR``) and every file named checked; raises
     ``FileCheckError`` with the field's dotted name in ``field``."""
     bg, daemon, model = config.background, config.daemon, config.model
     resolved = {name: str(resolve_path(value)) if value else value
@@ -239,11 +239,12 @@ def check_config_files(config: Config) -> Config:
     segmenter = model.segmenter
     if segmenter.endswith(".onnx"):
         segmenter = str(resolve_path(segmenter))
-    checks = [("background.image", check_image, resolved["image"], bg.mode == "image"),
-              ("background.video", check_video, resolved["video"], bg.mode == "video"),
-              ("daemon.pause_image", check_image, pause, pause is not None)]
-    for field, check, value, used in checks:
-        if used and value:
+    # Every file named is checked, in use or not yet: `vcam set background.image X` is refused at once.
+    checks = [("background.image", check_image, resolved["image"]), ("background.video", check_video,
+                                                                     resolved["video"]),
+              ("daemon.pause_image", check_image, pause)]
+    for field, check, value in checks:
+        if value:
             _field_check(field, lambda: check(Path(value)))
     if segmenter != "auto":
         _field_check("model.segmenter", lambda: check_model(segmenter, model.threads))
