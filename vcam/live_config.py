@@ -139,7 +139,7 @@ class LiveConfig:
             try:
                 if not isinstance(name, str) or not name:
                     raise ConfigError("preset: expected a preset name")
-                config = self._build(self._file_data, {"preset": name}, origin="preset")
+                config = self._build(self._file_data, {"preset": name}, origin="preset change")
             except ConfigError as exc:
                 self._refuse(exc)
                 raise
