@@ -258,8 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="play the bundled demo clip through the effects to a preview page")
     common(p)
     p.add_argument("--port", type=int, default=8765, help="preview port on 127.0.0.1")
-    p.add_argument("--y4m", help="also write the output here (default: $XDG_RUNTIME_DIR/vcam/demo.y4m, else "
-                                 "~/.cache/vcam/demo.y4m)")
+    p.add_argument("--y4m", help="also write the output here (default: $XDG_RUNTIME_DIR or ~/.cache, vcam/demo.y4m)")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
