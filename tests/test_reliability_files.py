@@ -174,3 +174,35 @@ def test_decoding_a_checked_image_sees_no_more_than_the_limits(tmp_path: Path) -
     cv2.imwrite(str(path), np.zeros((6100, 6100), np.uint8))  # 37.2 Mpx of zeros: a small file
     with pytest.raises(ConfigError, match="6100x6100 pixels"):
         build_config({"background": {"mode": "image", "image": str(path)}})
+
+
+def test_the_compositor_never_waits_on_a_fifo_put_in_place_of_a_checked_file(tmp_path: Path) -> None:
+    """A picture replaced by a FIFO between its check and its use: the processing thread gets an error, never
+    a read that waits for a writer forever."""
+    import threading
+
+    from vcam.postprocess.composite import BackgroundSettings, Compositor
+
+    fifo = tmp_path / "bg.jpg"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+
+    def load(mode: str) -> None:
+        try:
+            Compositor(BackgroundSettings(mode=mode, **{mode: str(fifo)}))
+            outcome.append("loaded")
+        except ValueError as exc:
+            outcome.append(str(exc))
+
+    for mode in ("image", "video"):
+        worker = threading.Thread(target=load, args=(mode,), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        blocked = worker.is_alive()
+        if blocked:  # unblock it (open the FIFO for writing once) so that the test run can end
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        assert not blocked, f"mode {mode}: loading waited on the FIFO"
+        assert "cannot be read" in outcome[-1] or "regular file" in outcome[-1], outcome
