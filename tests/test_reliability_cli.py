@@ -143,3 +143,23 @@ def test_status_into_a_closed_pipe_is_quiet() -> None:
         server.stop()
     assert "BrokenPipeError" not in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert out.returncode == 141
+
+
+def test_a_camera_error_clears_from_status_once_the_camera_is_back(fake_backend) -> None:
+    from vcam.config import build_config
+    from vcam.daemon import Daemon
+    from vcam.sinks import VirtualCameraSink
+
+    from .conftest import read_demo_frames
+    from .fakes import FakeCamera
+
+    camera = FakeCamera(read_demo_frames(2, step=10), mode="unplugged")
+    daemon = Daemon(build_config({"output": {"sinks": ["virtual"]}}), source=camera,
+                    sinks=[VirtualCameraSink(backend="fake")])
+    daemon.start()
+    try:
+        wait_until(lambda: "unplugged" in (daemon.status()["last_error"] or ""))
+        camera.mode = "ok"
+        wait_until(lambda: daemon.status()["source_state"] == "live" and daemon.status()["last_error"] is None)
+    finally:
+        daemon.stop()

@@ -190,11 +190,13 @@ class Daemon:
         while not self._stop.is_set():
             try:
                 self.source.open()
+                if self.stats.last_error is not None and self.stats.last_error == getattr(self, "_source_error", None):
+                    self.stats.last_error = None  # the camera is back: its error is no longer true
                 self.stats.source_state = "live"
                 log.info("source %s open", self.source.description)
                 return True
             except SourceError as exc:
-                self.stats.last_error = str(exc)
+                self.stats.last_error = self._source_error = str(exc)
                 if attempt == 0:
                     log.error("%s", exc)
                 if self.config.source.on_missing == "exit" and self.stats.frames_captured == 0:
