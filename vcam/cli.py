@@ -44,6 +44,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _checked_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's overrides; a clear exit (no traceback) when one is invalid."""
+    from .config import ConfigError
+
+    try:
+        return _overrides(args)
+    except ConfigError as exc:
+        raise SystemExit(f"invalid configuration:\n{exc}") from None
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -123,14 +133,14 @@ def _reload_in_background(session) -> None:
 def demo_output_path() -> Path:
     """Where ``vcam demo`` writes its y4m: the user's own runtime dir (``$XDG_RUNTIME_DIR/vcam``), else
     ``~/.cache/vcam`` (``$XDG_CACHE_HOME``), created 0700 and checked to be ours; never the shared temp dir."""
-    from .control import _private_dir
+    from .control import private_dir
 
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
         folder = Path(runtime) / "vcam"
     else:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vcam"
-    _private_dir(folder)
+    private_dir(folder)
     return folder / "demo.y4m"
 
 
@@ -157,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except Exception as exc:
         log.info("no virtual camera device (%s); showing preview and y4m only", str(exc).splitlines()[0])
     data = deep_merge({"source": {"device": "demo"}, "output": {"sinks": sinks, "width": args.width,
-                                                                 "height": args.height}}, _overrides(args))
+                                                                 "height": args.height}}, _checked_overrides(args))
     try:
         config = build_config(data, origin="demo")
     except ConfigError as exc:
@@ -214,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     w, h = _parse_size(args.size)
     camera_size = _parse_size(args.camera_size) if args.camera_size else None
     result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
-                       segmenter=args.model or "auto", overrides=_overrides(args), camera_size=camera_size,
+                       segmenter=args.model or "auto", overrides=_checked_overrides(args), camera_size=camera_size,
                        reference=args.reference)
     if not args.json:
         for key, value in result.items():

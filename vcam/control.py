@@ -72,7 +72,7 @@ def default_address() -> Path:
     return runtime_dir() / ("control.json" if use_tcp() else "control.sock")
 
 
-def _private_dir(path: Path) -> None:
+def private_dir(path: Path) -> None:
     """Create ``path`` as a 0700 directory owned by us; refuse one someone else owns or a symlink."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = os.lstat(path)
@@ -135,7 +135,7 @@ class ControlServer:
         self._conns: dict[int, _Conn] = {}
 
     def start(self) -> None:
-        _private_dir(self.address.parent)
+        private_dir(self.address.parent)
         self._sock = self._bind_tcp() if self.tcp else self._bind_unix()
         self._sock.listen(16)
         self._sock.setblocking(False)
