@@ -97,11 +97,18 @@ def _read_image(path: str) -> np.ndarray | None:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_IMAGE_BYTES:
             return None
-        data = f.read(MAX_IMAGE_BYTES)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        data = b"".join(chunks)[:MAX_IMAGE_BYTES]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
 
 

@@ -8,9 +8,10 @@ camera is checked as it is sent: in a background box far from the person, the sh
 raw checkerboard (within a few levels) must stay low. The detector is calibrated first on a pass-through
 output, where it must fire; so the check can fail.
 
-Accepted changes are let through to the pipeline (3 processed frames) before the next file mutation, and the
-config watcher is off (edits are delivered by ``reload``): a file that changes between its check and its use is
-the supervised processing loop's case, not this test's.
+Two variants. ``settled``: accepted changes are let through to the pipeline (3 processed frames) before the next
+action, and the config watcher is off (edits are delivered by ``reload``). ``racing``: the next action follows at
+once and the watcher reloads edits too, so a file can change between its check and its use; the processing
+thread must then survive an error while applying settings (the supervised processing loop's job).
 """
 
 from __future__ import annotations
@@ -204,8 +205,8 @@ def _actions():
 class Chaos:
     """The running daemon under test and what the examples have seen so far."""
 
-    def __init__(self, run, device: RoomDetector, files: Files, y4m: Y4MSink) -> None:
-        self.run, self.device, self.files, self.y4m = run, device, files, y4m
+    def __init__(self, run, device: RoomDetector, files: Files, y4m: Y4MSink, racing: bool) -> None:
+        self.run, self.device, self.files, self.y4m, self.racing = run, device, files, y4m, racing
         self.examples = self.accepted = 0
         self.calibrated = device.received
         self.allowed: list[tuple[int, int]] = []  # frame index windows in which an accepted change asked for the room
@@ -217,8 +218,16 @@ class Chaos:
                 if i > self.calibrated and not any(a < i <= b for a, b in self.allowed)]
 
 
-@pytest.fixture(scope="module")
-def chaos():
+RACING_NEEDS = ("a file that changes between its check and its use (the racing variant) raises in the processing "
+                "thread: it needs the supervised processing loop, which this branch does not have")
+
+
+@pytest.fixture(scope="module", params=["settled", pytest.param("racing", marks=pytest.mark.xfail(
+    reason=RACING_NEEDS, strict=False))])
+def chaos(request):
+    """``settled``: accepted changes reach the pipeline before the next action, the watcher is off. ``racing``:
+    the next action follows at once and the watcher also reloads the edited file."""
+    racing = request.param == "racing"
     RoomDetector.instances.clear()
     pyvirtualcam.register_backend("room-detector", RoomDetector)
     frames, board = _person_on_checkerboard()
@@ -229,18 +238,20 @@ def chaos():
     y4m = Y4MSink(str(root / "out.y4m"), max_bytes=20 << 20)
     sinks = [VirtualCameraSink(backend="room-detector"), y4m]
     try:
-        with live_session(file_text='preset = "blur"\n', source=FakeCamera(frames), watch=False,
+        with live_session(file_text='preset = "blur"\n', source=FakeCamera(frames), watch=racing,
                           extra={"output": {"width": W, "height": H}}, sinks=sinks) as run:
             device = RoomDetector.instances[-1]
             _calibrate(run, device)
-            state = Chaos(run, device, files, y4m)
+            state = Chaos(run, device, files, y4m, racing)
             yield state
+            if racing and state.examples < ACTIONS:
+                return  # an example failed (reported by the test itself)
             # after every change: still answering, still processing, and the y4m sink still written
             assert run.client.request("status")["ok"]
             processed = run.daemon.stats.frames_processed
             wait_until(lambda: run.daemon.stats.frames_processed > processed + 10)
             assert y4m.path.stat().st_size > 0
-            print(f"{state.examples} changes ({state.accepted} accepted, {len(state.allowed)} switched the effect "
+            print(f"{request.param}: {state.examples} changes ({state.accepted} accepted, {len(state.allowed)} switched the effect "
                   f"off) in {time.monotonic() - state.started:.0f} s; {device.received} frames sent, "
                   f"{run.daemon.stats.frames_processed} processed; frames showing the room outside the asked-for "
                   f"windows: {len(state.room_frames())}")
@@ -328,7 +339,7 @@ def test_bad_live_changes_never_stop_frames_nor_show_the_room(chaos: Chaos, acti
         if _effect_off(run.client.request("status")["status"]):
             _back_to_blur(run, device)
             chaos.allowed.append((first, device.received))  # the room was asked for in between
-        else:
+        elif not chaos.racing:
             _settle(run)
     room = chaos.room_frames()
     assert room == [], f"after {action!r}: {len(room)} frames showed the room: {room[:5]}"
