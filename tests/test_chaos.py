@@ -10,8 +10,8 @@ output, where it must fire; so the check can fail.
 
 Two variants. ``settled``: accepted changes are let through to the pipeline (3 processed frames) before the next
 action, and the config watcher is off (edits are delivered by ``reload``). ``racing``: the next action follows at
-once and the watcher reloads edits too, so a file can change between its check and its use; the processing
-thread must then survive an error while applying settings (the supervised processing loop's job).
+once, the watcher reloads edits too, and a new picture is switched to and broken before the pipeline loads it;
+the processing thread must then survive an error while applying settings (the supervised processing loop's job).
 """
 
 from __future__ import annotations
@@ -117,9 +117,16 @@ class Files:
         self.restore("card")
         self.huge = root / "huge.png"
         self.huge.write_bytes(png_header_only(30000, 30000))
-        self.names = ["picture.jpg", "model.onnx", "model.json", "huge.png", "gone.jpg", "folder", "fifo.jpg"]
+        self.fresh = 0
         (root / "folder").mkdir()
         os.mkfifo(root / "fifo.jpg")
+
+    def fresh_picture(self) -> Path:
+        """A good picture at a new path (so the pipeline must load it when it is switched to)."""
+        self.fresh += 1
+        path = self.root / f"fresh-{self.fresh}.jpg"
+        shutil.copy(bundled_background("architecture"), path)
+        return path
 
     def restore(self, what: str) -> None:
         self._clear({"picture": self.picture, "model": self.model, "card": self.model.with_suffix(".json")}[what])
@@ -199,6 +206,8 @@ def _actions():
         st.tuples(st.just("restore"), st.sampled_from(["picture", "model", "card"])),
         st.tuples(st.just("config-file"), st.sampled_from(["vanish", "directory", "fifo", "restore"])),
         st.tuples(st.just("strength"), st.integers(20, 100)),
+        st.tuples(st.just("switch-then-break"), st.sampled_from(["vanish", "one byte", "directory", "fifo", "text",
+                                                                  "symlink to huge"])),
     )
 
 
@@ -218,8 +227,8 @@ class Chaos:
                 if i > self.calibrated and not any(a < i <= b for a, b in self.allowed)]
 
 
-RACING_NEEDS = ("a file that changes between its check and its use (the racing variant) raises in the processing "
-                "thread: it needs the supervised processing loop, which this branch does not have")
+RACING_NEEDS = ("a picture broken between its check and its use makes applying the settings raise in the "
+                "processing thread, which then stops: the racing variant needs the supervised processing loop")
 
 
 @pytest.fixture(scope="module", params=["settled", pytest.param("racing", marks=pytest.mark.xfail(
@@ -284,10 +293,10 @@ def _back_to_blur(run, device: RoomDetector) -> None:
 def _settle(run) -> None:
     """Let an accepted change reach the pipeline: 3 more processed frames."""
     done = run.daemon.stats.frames_processed + 3
-    wait_until(lambda: run.daemon.stats.frames_processed >= done)
+    wait_until(lambda: run.daemon.stats.frames_processed >= done, timeout=10)  # 3 frames take 0.1 s at 30 fps
 
 
-def _apply(run, files: Files, action: tuple) -> bool:
+def _apply(run, files: Files, action: tuple, racing: bool) -> bool:
     """Carry out one action; True when the daemon accepted a change."""
     kind, *args = action
     request = {"set": lambda: run.client.request("set", field=args[0], value=args[1]),
@@ -300,6 +309,16 @@ def _apply(run, files: Files, action: tuple) -> bool:
     if kind == "mutate":
         files.mutate(*args)
         return False
+    if kind == "switch-then-break":  # a good new picture, switched to, then broken at once
+        picture = files.fresh_picture()
+        run.client.request("set", field="background.image", value=str(picture))
+        run.client.request("set", field="background.mode", value="image")
+        if not racing:
+            _settle(run)
+        files.mutate(picture.name, args[0])
+        if racing:  # the pipeline now applies settings whose picture broke after its check
+            _settle(run)
+        return True
     if kind == "restore":
         files.restore(args[0])
         return False
@@ -334,7 +353,7 @@ def test_bad_live_changes_never_stop_frames_nor_show_the_room(chaos: Chaos, acti
     action = _rooted(action, chaos.files.root)
     first = device.received
     chaos.examples += 1
-    if _apply(run, chaos.files, action):
+    if _apply(run, chaos.files, action, chaos.racing):
         chaos.accepted += 1
         if _effect_off(run.client.request("status")["status"]):
             _back_to_blur(run, device)

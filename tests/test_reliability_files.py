@@ -166,6 +166,12 @@ def test_a_reload_with_a_bad_file_keeps_the_last_good_config_and_clears_once_fix
         out = run.cli("reload")
         assert out.returncode == 1 and "does not exist" in out.stderr
         assert run.status()["background_mode"] == "image"  # the picture in use stays in use
+        # a live change that leaves the loaded picture alone is accepted; bringing the lost picture back into
+        # use (blur, then image again) is refused
+        assert run.cli("set", "background.light_wrap", "0.5").returncode == 0
+        assert run.cli("set", "background.mode", "blur").returncode == 0
+        out = run.cli("set", "background.mode", "image")
+        assert out.returncode == 1 and "background.image" in out.stderr and "does not exist" in out.stderr
 
 
 def test_decoding_a_checked_image_sees_no_more_than_the_limits(tmp_path: Path) -> None:

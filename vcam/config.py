@@ -158,9 +158,10 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
 
 
 def build_config(file_data: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-                 origin: str = "config", check_files: bool = True) -> Config:
+                 origin: str = "config", check_files: bool = True, running: Config | None = None) -> Config:
     """Layer defaults, preset, file sections and overrides into a validated ``Config``. With ``check_files``
-    the files that settings name are resolved (``~``, ``$VAR``) and checked (``vcam.file_checks``)."""
+    the files that settings name are resolved (``~``, ``$VAR``) and checked (``vcam.file_checks``; files the
+    ``running`` config already holds are not checked again)."""
     file_data = file_data or {}
     overrides = overrides or {}
     check_nesting(file_data, origin)
@@ -180,14 +181,14 @@ def build_config(file_data: dict[str, Any] | None = None, overrides: dict[str, A
         raise ConfigError(_format_errors(exc, origin)) from None
     except TypeError as exc:  # e.g. a section given as a scalar
         raise ConfigError(f"{origin}: {exc}") from None
-    return _checked_files(config, origin) if check_files else config
+    return _checked_files(config, origin, running) if check_files else config
 
 
-def _checked_files(config: Config, origin: str) -> Config:
+def _checked_files(config: Config, origin: str, running: Config | None) -> Config:
     from .file_checks import FileCheckError, check_config_files
 
     try:
-        return check_config_files(config)
+        return check_config_files(config, running)
     except FileCheckError as exc:
         raise ConfigError(f"{origin}: {getattr(exc, 'field', 'file')}: {exc}") from None
 

@@ -229,9 +229,13 @@ def check_model(choice: str, threads: int = 1) -> None:
 
 
 # ----- a whole config ------------------------------------------------------------------------------------
-def check_config_files(config: Config) -> Config:
-    """``config`` with every file setting resolved (``~``, ``$VAR``) and every file named checked; raises
-    ``FileCheckError`` with the field's dotted name in ``field``."""
+def check_config_files(config: Config, previous: Config | None = None) -> Config:
+    """``config`` with every file setting resolved (``~``, ``$VAR``) and the files named checked; raises
+    ``FileCheckError`` with the field's dotted name in ``field``.
+
+    With ``previous`` (the running config), a file the pipeline already holds is not checked again: only a path
+    that changed, or one that comes into use (``mode = "image"`` naming a picture set earlier), is. So a picture
+    deleted after it was loaded does not make every later ``vcam set`` fail."""
     bg, daemon, model = config.background, config.daemon, config.model
     resolved = {name: str(resolve_path(value)) if value else value
                 for name, value in (("image", bg.image), ("video", bg.video))}
@@ -239,14 +243,19 @@ def check_config_files(config: Config) -> Config:
     segmenter = model.segmenter
     if segmenter.endswith(".onnx"):
         segmenter = str(resolve_path(segmenter))
-    # Every file named is checked, in use or not yet: `vcam set background.image X` is refused at once.
-    checks = [("background.image", check_image, resolved["image"]), ("background.video", check_video,
-                                                                     resolved["video"]),
-              ("daemon.pause_image", check_image, pause)]
-    for field, check, value in checks:
-        if value:
+    old_bg = previous.background if previous is not None else None
+    checks = [  # field, check, path, whether the pipeline already holds this very file
+        ("background.image", check_image, resolved["image"],
+         old_bg is not None and old_bg.image == resolved["image"] and (bg.mode != "image" or old_bg.mode == "image")),
+        ("background.video", check_video, resolved["video"],
+         old_bg is not None and old_bg.video == resolved["video"] and (bg.mode != "video" or old_bg.mode == "video")),
+        ("daemon.pause_image", check_image, pause, previous is not None and previous.daemon.pause_image == pause),
+    ]
+    for field, check, value, held in checks:
+        if value and not held:  # named but not in use yet is checked too: `vcam set background.image X` fails now
             _field_check(field, lambda: check(Path(value)))
-    if segmenter != "auto":
+    if segmenter != "auto" and not (previous is not None and previous.model.segmenter == segmenter
+                                    and previous.model.threads == model.threads):
         _field_check("model.segmenter", lambda: check_model(segmenter, model.threads))
     return config.model_copy(update={
         "background": bg.model_copy(update=resolved),

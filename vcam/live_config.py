@@ -86,10 +86,13 @@ class LiveConfig:
         return "\n".join(errors) or None
 
     # ----- building --------------------------------------------------------------------------------------
-    def _build(self, file_data: dict[str, Any], runtime: dict[str, Any], origin: str) -> Config:
+    def _build(self, file_data: dict[str, Any], runtime: dict[str, Any], origin: str, whole: bool = False) -> Config:
+        """``whole``: check every file the config names (a reload: the file must be valid as at a start); else
+        only the files the change brings into use (one that vanished after the pipeline loaded it stays fine)."""
         try:
             check_nesting(runtime, origin)
-            return build_config(file_data, deep_merge(self._cli, runtime), origin=origin)
+            return build_config(file_data, deep_merge(self._cli, runtime), origin=origin,
+                                running=None if whole else self.config)
         except ConfigError:
             raise
         except RecursionError:
@@ -168,7 +171,7 @@ class LiveConfig:
                 raise ConfigError("no config file to reload (the daemon was started without one)")
             try:
                 file_data = read_config_file(self.path)
-                config = self._build(file_data, {}, origin=str(self.path))
+                config = self._build(file_data, {}, origin=str(self.path), whole=True)
             except ConfigError as exc:
                 if str(exc) != self.file_error:  # a retry with the same result is not logged again
                     log.error("config reload rejected, keeping the last good settings:\n%s", exc)
