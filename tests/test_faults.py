@@ -34,8 +34,8 @@ def _is_placeholder(i420: np.ndarray) -> bool:
     return bool(np.abs(corner.astype(int) - placeholder_frame(64, 64, "")[0, 0]).max() <= 3)
 
 
-def _start(camera, config_data=None, sinks=None) -> Daemon:
-    config = build_config({"output": {"sinks": ["virtual"]}, **(config_data or {})})
+def _start(camera, config_data=None, sinks=None, check_files=True) -> Daemon:
+    config = build_config({"output": {"sinks": ["virtual"]}, **(config_data or {})}, check_files=check_files)
     daemon = Daemon(config, source=camera, sinks=sinks or [VirtualCameraSink(backend="fake")])
     daemon.start()
     return daemon
@@ -75,6 +75,7 @@ def test_camera_absent_at_start_waits_then_goes_live(fake_backend, frames) -> No
 
 
 def test_camera_absent_at_start_exits_nonzero_when_configured(tmp_path: Path) -> None:
+    (tmp_path / "none.toml").write_text("")
     out = subprocess.run([sys.executable, "-m", "vcam", "--verbose", "run", "--source", "/dev/video99",
                           "--set", 'source.on_missing="exit"', "--sink", f"y4m:{tmp_path / 'o.y4m'}",
                           "--config", str(tmp_path / "none.toml"), "--seconds", "20"],
@@ -101,6 +102,7 @@ def test_sudden_resolution_change_keeps_output_size(fake_backend, frames) -> Non
 
 def test_missing_virtual_device_other_sinks_keep_working(tmp_path: Path) -> None:
     y4m = tmp_path / "out.y4m"
+    (tmp_path / "none.toml").write_text("")
     out = subprocess.run([sys.executable, "-m", "vcam", "run", "--source", "demo", "--sink", "virtual:/dev/video77",
                           "--sink", f"y4m:{y4m}", "--config", str(tmp_path / "none.toml"), "--seconds", "3"],
                          capture_output=True, text=True, timeout=60)
@@ -157,7 +159,8 @@ def test_broken_model_falls_back_never_crashes(tmp_path: Path, fake_backend, fra
     elif problem == "contract":
         _write_onnx_without_contract(path)
     camera = FlakyCamera(frames)
-    daemon = _start(camera, {"model": {"segmenter": str(path)}})
+    # A model that breaks after its config was validated (config building refuses a broken one up front).
+    daemon = _start(camera, {"model": {"segmenter": str(path)}}, check_files=False)
     wait_for(lambda: daemon.stats.frames_processed > 10, timeout=20)
     daemon.stop()
     assert daemon.segmenter is not None  # fell back to an installed model

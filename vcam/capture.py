@@ -39,6 +39,7 @@ class Capture:
         self.clock = clock
         self.frames = TripleBuffer()
         self.session = 0  # tag of the frames published now; grows on every release and reconnect
+        self._source_error: str | None = None  # the error this part put in status, cleared when the camera opens
         self.last_frame_at = 0.0  # clock time of the newest good camera frame (0: none since (re)opening)
         self._stop = stop
         self._wait = wait or stop.wait
@@ -142,11 +143,13 @@ class Capture:
         while not self._stop.is_set():
             try:
                 self.source.open()
+                if self.stats.last_error is not None and self.stats.last_error == self._source_error:
+                    self.stats.last_error = None  # the camera is back: its error is no longer true
                 self.stats.source_state = "live"
                 log.info("source %s open", self.source.description)
                 return True
             except SourceError as exc:
-                self.stats.last_error = str(exc)
+                self.stats.last_error = self._source_error = str(exc)
                 if attempt == 0:
                     log.error("%s", exc)
                 if self.settings.on_missing == "exit" and self.stats.frames_captured == 0:

@@ -33,8 +33,14 @@ def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.log_severity_level = 3
+    from .file_checks import MAX_MODEL_BYTES, FileCheckError, read_regular_file
+
+    try:  # read here, without blocking: a FIFO or a huge file put in the model's place is refused
+        model = read_regular_file(path, MAX_MODEL_BYTES)
+    except FileCheckError as exc:
+        raise ModelError(f"cannot load model: {exc}") from None
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several exception types for unreadable/corrupt files
         raise ModelError(f"cannot load model {path}: {exc}") from exc
 
@@ -164,7 +170,11 @@ def load_segmenter(choice: str = "auto", threads: int = 1) -> Segmenter:
     picks one (see ``pick_tier``), else the highest-priority model that loads; a broken model falls back to the
     next one with a logged error, never a crash."""
     if choice != "auto":
-        return Segmenter(find_model(choice, "segmentation"), threads)
+        card = find_model(choice, "segmentation")
+        problem = card.verify()  # a named model is hash-checked against its card like a probed one
+        if problem:
+            raise ModelError(problem)
+        return Segmenter(card, threads)
     card, reason = pick_tier(threads)
     log.info("segmenter tier: %s", reason)
     if card is not None:
