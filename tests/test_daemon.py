@@ -345,8 +345,10 @@ def test_a_beauty_failure_keeps_the_background_effect(frames, segmenter) -> None
 def test_an_unusable_background_fails_closed_and_recovers(frames, segmenter, tmp_path) -> None:
     proc, captured = _processor(_config("blur"), segmenter, FakeClock())
     _step(proc, captured, frames[0])
+    # A picture that vanishes after its config was checked (building the config refuses a missing one).
     missing = build_config({"output": {"sinks": []}, "background": {"mode": "image",
-                                                                    "image": str(tmp_path / "gone.jpg")}})
+                                                                    "image": str(tmp_path / "gone.jpg")}},
+                           check_files=False)
     proc.apply_config(missing)
     out = _step(proc, captured, frames[1])
     assert _shows_no_room(out, frames[1]) and "background" in proc.stats.fail_closed
