@@ -90,6 +90,10 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
         daemon = Daemon(config)
         session = build_session(config, path, read_config_file(path) if path else None, cli_overrides,
                                 daemon=daemon, on_demand=on_demand)
+        # Before anything can be seen running: a signal sent as soon as the control socket answers is handled.
+        signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+        if hasattr(signal, "SIGHUP"):  # the daemon convention: SIGHUP re-reads the config
+            signal.signal(signal.SIGHUP, lambda *_: _reload_in_background(session))
         session.start()
     except (SinkError, ModelError, LookupError) as exc:
         log.error("%s", exc)
@@ -100,9 +104,6 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
             log.info("preview page: %s", url)
     if banner:
         log.info("%s", banner)
-    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
-    if hasattr(signal, "SIGHUP"):  # the daemon convention: SIGHUP re-reads the config
-        signal.signal(signal.SIGHUP, lambda *_: _reload_in_background(session))
     try:
         daemon.wait(seconds)
     except KeyboardInterrupt:
