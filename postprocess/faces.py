@@ -190,7 +190,10 @@ class FaceTracker:
             if j in used or sum(not t.lost for t in self._tracks) >= self.max_faces:
                 continue
             s = (r[:_STATE] / scale).astype(np.float32)
-            self._tracks.append(_Track(self._next_id, state=s.copy(), target=s.copy(), last_detect=self._frame))
+            # The first crop detection on the next frame: crop and full-frame detections differ by a few pixels,
+            # so the box settles on the crop detector's (which then repeats for a still face) within a few frames.
+            self._tracks.append(_Track(self._next_id, state=s.copy(), target=s.copy(),
+                                       last_detect=self._frame - self.detect_interval))
             self._next_id += 1
 
     def _detect_crop(self, frame: np.ndarray, track: _Track) -> None:

@@ -63,8 +63,10 @@ class FaceRegion:
         # A power of two: INTER_AREA then takes its fast integer path (other factors cost several times more).
         self.scale = s = int(2 ** max(1, round(np.log2(max(bw, 1.0) / face_px))))
         cx = bx + bw / 2
-        # Face ellipse (forehead to chin) and neck ellipse, in frame pixels: centre x, centre y, semi-axes.
-        self.ellipses = ((cx, by + 0.47 * bh, 0.58 * bw, 0.68 * bh), (cx, by + 1.15 * bh, 0.42 * bw, 0.42 * bh))
+        # The face shape: a rounded box (superellipse) inscribed in the detector's face box, so that nothing
+        # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels.
+        # Inset a little (the tracker's crop detections give boxes up to ~10 % wider than a full-frame detection).
+        self.ellipses = ((cx, by + 0.5 * bh, _SHAPE_SIZE[0] * bw, _SHAPE_SIZE[1] * bh),)
         x0 = min(e[0] - e[2] for e in self.ellipses) - 4 * s
         x1 = max(e[0] + e[2] for e in self.ellipses) + 4 * s
         y0 = min(e[1] - e[3] for e in self.ellipses) - 4 * s
@@ -84,10 +86,15 @@ class FaceRegion:
         self.face_w = bw / s
 
 
-def _region_weight(region: FaceRegion, out: np.ndarray, s: int, feather: float = 0.18) -> np.ndarray:
-    """Face and neck ellipses, 1 inside and ramping to exactly 0 at their rim, on a grid of s-pixel cells.
+_SHAPE_POWER = 4.0  # superellipse exponent of the face shape: 2 = ellipse, larger = closer to the box
+_SHAPE_SIZE = (0.45, 0.48)  # its semi-axes as shares of the box width and height
+_SHAPE_FEATHER = 0.15  # its rim: the weight ramps from 1 to 0 over this share of the radius
 
-    Returns the normalised radius in the face ellipse (0 at its centre, 1 on its rim).
+
+def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
+    """The face shape, 1 inside and ramping to exactly 0 at its rim, on a grid of s-pixel cells.
+
+    Returns the normalised radius in the face shape (0 at its centre, 1 on its rim).
     """
     wh, ww = out.shape
     x0, y0 = region.rect[:2]
@@ -96,11 +103,18 @@ def _region_weight(region: FaceRegion, out: np.ndarray, s: int, feather: float =
     out[:] = 0
     face_r = None
     for cx, cy, ax, ay in region.ellipses:
-        r = np.sqrt(((xs[None, :] - cx) / ax) ** 2 + ((ys[:, None] - cy) / ay) ** 2)
-        np.maximum(out, np.clip((1.0 - r) / feather, 0.0, 1.0), out=out)
+        q = _SHAPE_POWER
+        r = (np.abs((xs[None, :] - cx) / ax) ** q + np.abs((ys[:, None] - cy) / ay) ** q) ** (1.0 / q)
+        np.maximum(out, np.clip((1.0 - r) / _SHAPE_FEATHER, 0.0, 1.0), out=out)
         face_r = r if face_r is None else face_r
     assert face_r is not None
     return face_r
+
+
+_SKIN_SPREADS = (4.0, 7.0)  # skin colour: full weight within this many spreads of the face's mean CrCb, none beyond
+_HAIR_RADIUS = 1.0  # hair is looked for (by its strands' texture) only beyond this normalised radius
+_EXCLUSION_SCALE = 0.8
+_EXCLUSION_FEATHER = 0.0125  # their feathering (Gaussian sigma), as a share of the face width  # size of the eye, brow, lip and nostril exclusions relative to the landmark geometry
 
 
 def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
@@ -115,6 +129,7 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
 
     def ellipse(centre: np.ndarray, ax: float, ay: float) -> None:
         c = (round(centre[0] * 16), round(centre[1] * 16))
+        ax, ay = ax * _EXCLUSION_SCALE, ay * _EXCLUSION_SCALE
         cv2.ellipse(canvas, c, (int(ax * 16), int(ay * 16)), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
 
     across = (le - re) / ed  # from the subject's right eye to the left one
@@ -200,7 +215,8 @@ class SkinFilter:
         levels = np.arange(256, dtype=np.float32)
         d2 = cv2.LUT(cr, ((levels - model.mean[0]) / model.spread[0]) ** 2)
         d2 += cv2.LUT(cb, ((levels - model.mean[1]) / model.spread[1]) ** 2)
-        skin = _clip01((25.0 - d2) * (1.0 / 16.0))  # 1 within 3 spreads of the mean, 0 beyond 5
+        full, none = _SKIN_SPREADS
+        skin = _clip01((none * none - d2) * (1.0 / (none * none - full * full)))  # 1 within `full` spreads, 0 beyond
         # Hair can have the skin's colour (blond, red): it is told apart by its strands, i.e. fine texture.
         # Only towards the rim of the face, where hair is, so that blemishes in the middle still count as skin.
         hp = y - cv2.GaussianBlur(y, (3, 3), 0)
@@ -231,11 +247,11 @@ class SkinFilter:
         radius = _region_weight(region, weight, 2 * region.scale)
         canvas = np.empty(shape, np.uint8)
         _exclusions(region.landmarks * 0.5, canvas)
-        keep = cv2.GaussianBlur(canvas, (0, 0), max(0.5, 0.0125 * region.face_w)).astype(np.float32)
+        keep = cv2.GaussianBlur(canvas, (0, 0), max(0.5, _EXCLUSION_FEATHER * region.face_w)).astype(np.float32)
         keep *= -1.0 / 255.0
         keep += 1.0
         keep *= weight
-        inner_weight = _clip01((0.85 - radius) * 6.0)
+        inner_weight = _clip01((_HAIR_RADIUS - radius) * 6.0)
         state.geometry_key, state.geometry = key, (radius[::2, ::2] < 0.6, inner_weight, keep)
         return state.geometry
 
@@ -284,18 +300,26 @@ class SkinFilter:
             spot *= cv2.erode(m, kernel)  # only blobs with skin all around: not hair strands at the skin's edge
             corr += spot * tophat
 
-        # Smoothed in time where the image is still: the correction and the skin mask follow the camera's noise.
+        # Updated in time only where the image changed: a still pixel keeps its correction exactly (no shimmer
+        # from the camera's noise or from the filters' reach into moving neighbours such as the mouth). The
+        # reference luma moves with the correction, so slow drifts (light) add up until they count as change.
         s = region.scale
         same = state.rect is not None and state.scale == s and state.luma is not None
+        ref, alpha_map = y, None
         if same:
             dx, dy = (state.rect[0] - region.rect[0]) // s, (state.rect[1] - region.rect[1]) // s
             change = _overlap(y, state.luma, dx, dy)
             if change is not None:
                 cur, prev = change
-                # 0.2 (a running average over a few frames) where the image is still, 1 where it changed.
-                alpha = np.clip(cv2.absdiff(y[cur], state.luma[prev]) * (1.0 / 12.0) + 0.2, 0.2, 1.0)
+                alpha = _change_weight(y[cur], state.luma[prev])
                 _blend(corr[cur], state.corr[prev], alpha)
-        state.luma, state.corr = y, corr  # neither is written to after this
+                ref = y.copy()
+                ref[cur] = state.luma[prev]
+                ref[cur] += alpha * (y[cur] - ref[cur])
+                alpha_map = np.ones_like(y)
+                alpha_map[cur] = alpha
+                corr *= m > 0  # a kept correction never reaches beyond the current face shape
+        state.luma, state.corr = ref, corr  # neither is written to after this
 
         # Tone: chroma pulled towards the face's mean skin chroma, at half resolution.
         tone = None
@@ -316,7 +340,8 @@ class SkinFilter:
                 found = _overlap(m_half, state.tone[..., 0], dx // 2, dy // 2)
                 if found is not None:
                     cur, prev = found
-                    _blend(tone[cur], state.tone[prev], 0.3)
+                    a = 1.0 if alpha_map is None else cv2.resize(alpha_map, (hw, hh), interpolation=cv2.INTER_AREA)
+                    _blend(tone[cur], state.tone[prev], a if np.isscalar(a) else a[cur])
         state.tone = tone
         state.rect, state.scale = region.rect, s
         if tone is None:
@@ -324,6 +349,14 @@ class SkinFilter:
         out = cv2.resize(tone, (ww, wh), interpolation=cv2.INTER_LINEAR)
         cv2.add(out, cv2.merge((corr, corr, corr)), dst=out)  # faster than numpy's broadcast over channels
         return out
+
+
+def _change_weight(cur: np.ndarray, ref: np.ndarray, still: float = 2.5, moving: float = 8.0) -> np.ndarray:
+    """0 where the locally averaged luma is within ``still`` levels of the reference, ramping to 1 at
+    ``moving`` levels. The signed difference is averaged before its magnitude is taken, so sensor noise
+    (zero-mean) does not count as change while motion and light changes do."""
+    diff = cv2.blur(cur - ref, (3, 3))
+    return _clip01((np.abs(diff) - still) * (1.0 / (moving - still)))
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:

@@ -112,6 +112,9 @@ class Upscaler:
         self._prev_box: tuple[int, int, int, int] | None = None
         self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
         self._logged_skip: tuple[int, int] | None = None
+        # How Cr/Cb (and Y outside the person's box) are upscaled 2x: bilinear by default (see docs/sr.md for
+        # what a better filter would gain); the evaluation compares others.
+        self.chroma_interpolation = cv2.INTER_LINEAR
 
     # -- stage contract --------------------------------------------------------------------------------------
 
@@ -135,7 +138,7 @@ class Upscaler:
         ycc = self._ycc = _buffer(self._ycc, frame.shape, np.uint8)
         cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb, dst=ycc)
         up = self._up = _buffer(self._up, (2 * h, 2 * w, 3), np.uint8)
-        cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=self.chroma_interpolation)
         box = (0, 0, w, h)
         if mask is not None and self.settings.person_only:
             found = person_box(mask, (h, w), self.settings.mask_threshold, self.settings.margin)

@@ -76,7 +76,7 @@ def test_stage_is_the_model_luma_with_bilinear_chroma(small: np.ndarray) -> None
     want = cv2.cvtColor(up, cv2.COLOR_YCrCb2BGR).astype(int)
     assert np.abs(out - want).max() <= 1  # float rounding (fixed-shape vs dynamic session) only
     bilinear_y = cv2.resize(ycc[..., 0], OUT, interpolation=cv2.INTER_LINEAR).astype(int)
-    assert np.abs(up[..., 0].astype(int) - bilinear_y).mean() > 0.3  # SR does change the luma
+    assert np.abs(up[..., 0].astype(int) - bilinear_y).mean() > 0.1  # SR does change the luma (0 if it did not run)
 
 
 def test_one_fixed_shape_session_per_crop_shape(small: np.ndarray) -> None:
