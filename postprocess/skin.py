@@ -313,12 +313,17 @@ class SkinFilter:
                 cur, prev = change
                 alpha = _change_weight(y[cur], state.luma[prev])
                 _blend(corr[cur], state.corr[prev], alpha)
+                # Where the correction moved at all, the reference is the current image: the next identical
+                # frame then changes nothing (a partial step is not followed by a drift over later frames).
                 ref = y.copy()
-                ref[cur] = state.luma[prev]
-                ref[cur] += alpha * (y[cur] - ref[cur])
+                ref[cur] = np.where(alpha > 0, y[cur], state.luma[prev])
                 alpha_map = np.ones_like(y)
                 alpha_map[cur] = alpha
-                corr *= m > 0  # a kept correction never reaches beyond the current face shape
+                # A kept correction never reaches beyond the current face shape (its geometry, not the skin
+                # colour, so that noise in the colour mask does not wear the kept correction away).
+                shape = cv2.resize(self._geometry(state, region, m_half.shape)[2], (ww, wh),
+                                   interpolation=cv2.INTER_NEAREST)
+                corr *= shape > 0
         state.luma, state.corr = ref, corr  # neither is written to after this
 
         # Tone: chroma pulled towards the face's mean skin chroma, at half resolution.
@@ -351,7 +356,7 @@ class SkinFilter:
         return out
 
 
-def _change_weight(cur: np.ndarray, ref: np.ndarray, still: float = 2.5, moving: float = 8.0) -> np.ndarray:
+def _change_weight(cur: np.ndarray, ref: np.ndarray, still: float = 1.0, moving: float = 4.0) -> np.ndarray:
     """0 where the locally averaged luma is within ``still`` levels of the reference, ramping to 1 at
     ``moving`` levels. The signed difference is averaged before its magnitude is taken, so sensor noise
     (zero-mean) does not count as change while motion and light changes do."""
