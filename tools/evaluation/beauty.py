@@ -426,6 +426,20 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
               f"{c['ms_reference']:.2f} ms")
 
 
+def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, paths: list[Path]) -> None:
+    """Blemish band energy kept (dB) and fine texture kept per strength, pooled over ``paths`` (steady state)."""
+    print(f"strength scale, preset {args.preset}, clips: {', '.join(p.stem for p in paths)}")
+    print("| strength | blemish band energy kept (dB) | fine texture kept |")
+    print("|---|---|---|")
+    for strength in args.strengths:
+        stage = BeautyStage(settings_for(args.preset, strength), model_path=model)
+        total = Score("all", False)
+        for path in paths:
+            total.merge(measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, False))
+        fine, mid = total.pool.row()
+        print(f"| {strength:g} | {10 * np.log10(mid):+.2f} | {fine:.1%} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     from models.faces import yunet_path
 
@@ -439,6 +453,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--every", type=int, default=15, help="a measured pair every N clip frames")
     ap.add_argument("--only", nargs="*", help="only clips whose name contains one of these")
     ap.add_argument("--no-photos", action="store_true")
+    ap.add_argument("--strengths", type=float, nargs="*",
+                    help="print the blemish band (dB) and fine texture kept at these strengths, pooled over the clips")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
     args = ap.parse_args(argv)
@@ -454,6 +470,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     stage, det = BeautyStage(settings, model_path=model), Detector(model)
     tuning, held_out = beauty_clips(DATA)
+    if args.strengths:
+        chosen = [p for p in tuning + held_out if not args.only or any(k in p.name for k in args.only)]
+        print_strength_scale(det, model, args, chosen)
+        return
     print(f"beauty stage, preset={args.preset} strength={args.strength}; steady state: {args.warmup} frames of "
           f"warm-up from a reset stage before each measured pair, a pair every {args.every} frames of the first "
           f"{args.clip_frames}")

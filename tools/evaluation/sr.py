@@ -239,7 +239,7 @@ def _cpu_ms(fns: dict[str, Callable[[], object]], runs: int = 100, block: int = 
 
 
 def demo_frame_360p() -> np.ndarray:
-    path = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
+    path = Path(__file__).resolve().parents[2] / "vcam" / "assets" / "demo.mp4"
     frame = next(read_frames(path, step=1, limit=1))
     return cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
 
