@@ -1,10 +1,10 @@
 """Beauty stage: texture-preserving skin smoothing on the faces of the camera frame.
 
 Runs on the camera frame before compositing (see docs/beauty.md): YuNet finds the faces now and then
-(``faces.FaceTracker``), and each face + neck region gets a smooth correction computed at a small working
+(``faces.FaceTracker``), and each face region gets a smooth correction computed at a small working
 resolution (``skin.SkinFilter``) that attenuates the mid-frequency band (blemishes, blotches), fills small dark
 spots and evens the tone, while all detail finer than the working resolution (pores) is left exactly as it was.
-Pixels outside the face regions are never written.
+Pixels outside the detector's face boxes are never changed.
 
     stage = BeautyStage(BeautySettings(enabled=True, strength=0.5, preset="natural"), model_path=yunet_path())
     out = stage.process(frame_bgr_uint8)

@@ -1,6 +1,6 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
-The face + neck region is cut out of the frame and shrunk by a power of two ``s`` (at least 2) so that the face
+The face region is cut out of the frame and shrunk by a power of two ``s`` (at least 2) so that the face
 is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
 resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
@@ -16,10 +16,11 @@ resolution. Everything is computed there (the mask and the tone at half of it) a
 Everything finer than the working resolution (pores, fine hair, eyelashes) is never touched, because the
 correction is an upsampled field; so the finest texture is kept by construction. ``m`` is the feathered skin mask:
 skin colour (a per-face Gaussian in CrCb learnt from the cheeks and nose between the landmarks, smoothed over
-time) x smoothness near the rim (hair of skin colour has strands) x face/neck ellipses x (1 - eyes, brows, lips,
-nostrils around the landmarks). ``m`` is exactly 0 outside the ellipses, which lie inside the region with a
-margin, so pixels outside the region are exactly unchanged. ``C`` is blended with the previous frame's where the
-image did not change (regions are snapped to the working grid so this follows a moving face): no shimmer.
+time) x smoothness near the rim (hair of skin colour has strands) x the face shape (a rounded box inside the
+detector's face box) x (1 - eyes, brows, lips, nostrils around the landmarks). ``m`` is exactly 0 outside the
+shape, which lies inside the region with a
+margin, so pixels outside the face box are exactly unchanged. ``C`` is updated only where the image changed and
+kept exactly where it did not (regions are snapped to the working grid so this follows a moving face): no shimmer.
 """
 
 from __future__ import annotations
