@@ -413,6 +413,9 @@ def main() -> None:
         print(quality_table(q))
         if args.json:
             args.json.write_text(json.dumps(q, indent=2) + "\n")
+        if args.write_card:
+            _update_card(args.model, {"psnr_ssim_y_per_clip": {**q, "command": _command(args)},
+                                      "complexity": {**complexity(args.model), "command": _command(args)}})
         return
     traits = per_trait(args.data, upscaler)
     photos = photo_traits(args.data, upscaler)
@@ -444,6 +447,8 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["python -m tools.evaluation.sr"]
     if args.speed_only:
         parts.append("--speed-only")
+    if getattr(args, "quality_only", False):
+        parts.append("--quality-only")
     if args.model != shipped_model_path():
         parts += ["--model", str(args.model)]
     if args.step != 10 and not args.speed_only:
