@@ -151,7 +151,7 @@ class _TrackState:
     model: SkinModel | None = None
     rect: tuple[int, int, int, int] | None = None  # region of the previous frame
     scale: int = 0  # its working scale
-    luma: np.ndarray | None = None  # previous working-resolution luma
+    luma: np.ndarray | None = None  # reference working-resolution luma (where the correction was last updated)
     corr: np.ndarray | None = None  # previous luma correction (working resolution)
     tone: np.ndarray | None = None  # previous tone correction (half the working resolution, BGR)
     mask: np.ndarray | None = None  # skin mask at half working resolution
