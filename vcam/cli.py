@@ -245,6 +245,30 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def _add_measurement_commands(sub) -> None:
+    """``vcam bench`` and ``vcam soak``: the commands behind the performance and reliability figures."""
+    p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
+    p.add_argument("--source", default="demo", help="video file or demo")
+    p.add_argument("--size", default="1280x720", help="output WIDTHxHEIGHT")
+    p.add_argument("--camera-size", help="downscale source frames to WIDTHxHEIGHT first (a low-res camera)")
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--preset", default="blur")
+    p.add_argument("--model", help="segmenter to use (default: auto)")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--reference", action="store_true",
+                   help="also time Linux-Fake-Background-Webcam's blur mode on the same frames and print the ratio")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
+    p.add_argument("--no-file", action="store_true",
+                   help="leave out the mp4 file sink (its muxer's index grows with every frame until it is closed)")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_soak)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vcam", description="real-time virtual camera with background effects")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -282,30 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
-    p.add_argument("--source", default="demo", help="video file or demo")
-    p.add_argument("--size", default="1280x720", help="output WIDTHxHEIGHT")
-    p.add_argument("--camera-size", help="downscale source frames to WIDTHxHEIGHT first (a low-res camera)")
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--preset", default="blur")
-    p.add_argument("--model", help="segmenter to use (default: auto)")
-    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
-    p.add_argument("--reference", action="store_true",
-                   help="also time Linux-Fake-Background-Webcam's blur mode on the same frames and print the ratio")
-    p.add_argument("--json", action="store_true", help="print only the JSON line")
-    p.set_defaults(func=cmd_bench)
-
     from .cli_control import add_commands  # status, toggle, preset, set, pause, resume, reload, doctor, ...
 
     add_commands(sub)
 
-    p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
-    p.add_argument("--minutes", type=float, default=2.0)
-    p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
-    p.add_argument("--no-file", action="store_true",
-                   help="leave out the mp4 file sink (its muxer's index grows with every frame until it is closed)")
-    p.add_argument("--json", action="store_true", help="print only the JSON line")
-    p.set_defaults(func=cmd_soak)
+    _add_measurement_commands(sub)
     return parser
 
 
