@@ -14,6 +14,8 @@ Files named in the settings are read when the settings are applied (``__init__``
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Literal
 
 import cv2
@@ -78,6 +80,38 @@ class BackgroundSettings(BaseModel):
         return self
 
 
+MAX_IMAGE_BYTES = 64 << 20
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_image(path: str) -> np.ndarray | None:
+    """Decode a picture without ever blocking: only a regular file of at most 64 MiB is read (a FIFO put in its
+    place is refused, not waited on). None when it cannot be used."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_IMAGE_BYTES:
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        data = b"".join(chunks)[:MAX_IMAGE_BYTES]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
 def cover_window(image_width: int, image_height: int, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, w, h): the centred window of an image that has the aspect ratio of ``width`` x ``height`` (what
     scaling the image to fill that size keeps)."""
@@ -134,7 +168,7 @@ class Compositor:
         """Apply new settings between frames; loads a new image/opens a new video only when its path changed."""
         old, self.settings = self.settings, settings
         if settings.mode == "image" and (self._image is None or settings.image != old.image):
-            image = cv2.imread(str(settings.image), cv2.IMREAD_COLOR)
+            image = _read_image(str(settings.image))
             if image is None:
                 raise ValueError(f"background image {settings.image!r} cannot be read")
             self._image = image
@@ -150,6 +184,8 @@ class Compositor:
     def _open_video(self, path: str) -> None:
         if self._cap is not None:
             self._cap.release()
+        if not _is_regular(path):  # opening a FIFO would wait for a writer, stalling the frames
+            raise ValueError(f"background video {path!r} is not a regular file")
         cap = cv2.VideoCapture(path)
         ok, _ = cap.read() if cap.isOpened() else (False, None)
         if not ok:

@@ -41,6 +41,7 @@ class _Track:
     misses: int = 0
     presence: float = 0.0
     lost: bool = False
+    moving: int = 0  # detections left in the quick-follow mode (the face moved far since the last one)
     scratch: np.ndarray = field(default_factory=lambda: np.zeros(_STATE, np.float32))
 
     def face(self) -> Face:
@@ -127,7 +128,8 @@ class FaceTracker:
             self._detect_full(frame)
         for k, track in enumerate(self._tracks):
             # Stagger the tracks so two faces do not both pay for a detection in the same frame.
-            if not track.lost and i - track.last_detect >= self.detect_interval + (k % 2):
+            interval = 2 if track.moving else self.detect_interval + (k % 2)
+            if not track.lost and i - track.last_detect >= interval:
                 self._detect_crop(frame, track)
         faces = []
         for track in self._tracks:
@@ -135,7 +137,7 @@ class FaceTracker:
             if np.abs(gap).max() < 0.5:
                 track.state[:] = track.target  # arrived: a still face gets a box that does not move at all
             else:
-                track.state += self.glide * gap
+                track.state += (0.5 if track.moving else self.glide) * gap
             step = -self.fade_step if track.lost else self.fade_step
             track.presence = float(min(1.0, max(0.0, track.presence + step)))
             if track.presence > 0.0:
@@ -151,7 +153,11 @@ class FaceTracker:
         track.misses = 0
         track.lost = False
         size = max(float(track.target[2]), 1.0)
-        if np.abs(det - track.target).max() > self.dead_band * size:
+        shift = float(np.abs(det - track.target).max())
+        # A face that moved far is followed closely for a few detections (every other frame, faster glide),
+        # so its box, and the region the stage may change, keep up with it.
+        track.moving = 3 if shift > 0.1 * size else max(0, track.moving - 1)
+        if shift > self.dead_band * size:
             track.target[:] = det
 
     def _miss(self, track: _Track) -> None:
@@ -190,7 +196,10 @@ class FaceTracker:
             if j in used or sum(not t.lost for t in self._tracks) >= self.max_faces:
                 continue
             s = (r[:_STATE] / scale).astype(np.float32)
-            self._tracks.append(_Track(self._next_id, state=s.copy(), target=s.copy(), last_detect=self._frame))
+            # The first crop detection on the next frame: crop and full-frame detections differ by a few pixels,
+            # so the box settles on the crop detector's (which then repeats for a still face) within a few frames.
+            self._tracks.append(_Track(self._next_id, state=s.copy(), target=s.copy(),
+                                       last_detect=self._frame - self.detect_interval))
             self._next_id += 1
 
     def _detect_crop(self, frame: np.ndarray, track: _Track) -> None:

@@ -30,6 +30,7 @@ from .faces import Face, FaceTracker
 from .framing import CameraState, Fit, FramingSettings, Geometry, Head, compose, head_bounds, step, window_rect
 
 Rect = tuple[int, int, int, int]
+MASK_WIDTH = 256  # people are looked for in the mask at most this wide
 FACE_WARMUP_FRAMES = 3  # a new face track reaches presence 0.6 on its third frame
 
 
@@ -163,10 +164,14 @@ class FramingStage:
         return self._render(frame, self.window)
 
     def observe(self, mask: np.ndarray | None) -> None:
-        """The person mask of the frame ``process`` returned last (None: no mask this frame)."""
+        """The person mask or alpha (any size, float 0..1 or uint8) of the frame ``process`` returned last
+        (None: no mask that frame)."""
         if mask is None or self.window is None or self._src is None:
             self._mask_heads = []
             return
+        if mask.shape[1] > MASK_WIDTH:  # a full-size alpha: people are found as well at a fraction of the cost
+            height = max(2, round(mask.shape[0] * MASK_WIDTH / mask.shape[1]))
+            mask = cv2.resize(mask, (MASK_WIDTH, height), interpolation=cv2.INTER_NEAREST)
         self._mask_heads = heads_from_mask(mask, self.window, self._src)
 
     # -- internals -------------------------------------------------------------------------------------------

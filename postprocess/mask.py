@@ -3,9 +3,8 @@
 Pipeline per frame (``work`` = the frame halved until its width <= ``work_width``, 640x360 for 720p;
 ``grid`` = ``work`` halved ``grid_levels`` more times, 320x180 for 720p):
 
-1. the model mask is resized to the grid and smoothed in time there: by default motion-compensated (the previous
-   mask is warped by optical flow onto this frame, and followed at once where that warp fails), else
-   motion-adaptively (followed at once wherever the grid's grey frame changed);
+1. the model mask is resized to the grid and smoothed in time there, motion-compensated: the previous mask is
+   warped by optical flow onto this frame, and the new mask is followed at once where that warp fails;
 2. edge-aware refinement: a fast guided filter fits its coefficients on the grid and applies them with the
    ``work`` grey image, so the alpha follows the image's edges at ``work`` resolution (hair, glasses, fingers);
 3. soft alpha (snapped at both ends around ``snap_center``, folded into the filter's last step) or threshold,
@@ -26,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .guided import FastGuidedFilter
 from .pyramid import Pyramid, level_for_width, level_size
-from .temporal import FlowSmoother, MotionRate, RateSmoother
+from .temporal import FlowSmoother
 
 
 class MaskSettings(BaseModel):
@@ -56,25 +55,11 @@ class MaskSettings(BaseModel):
                             "most this")
     grid_levels: int = Field(1, ge=0, le=3, description="the coarse grid (temporal smoothing, guided-filter "
                              "coefficients) is the work resolution halved this many times")
-    temporal_strength: float = Field(0.95, ge=0.0, le=0.98, description="temporal smoothing where the (motion-"
-                                     "compensated) image is still (0 = off); what the image's motion does not "
-                                     "explain follows at once")
-    temporal_after_refine: bool = Field(False, description="smooth the refined alpha (work resolution) rather than "
-                                        "the model mask (grid): also steadies edges the refinement moves")
+    temporal_strength: float = Field(0.95, ge=0.0, le=0.98, description="temporal smoothing where the motion-"
+                                     "compensated image is still (0 = off): the previous mask is warped by optical "
+                                     "flow; what the flow does not explain follows at once")
     motion_jump: float = Field(0.9, ge=0.1, le=1.0, description="a mask change this large (0..1) is followed at "
                                "once even where the image looks still (1 = off)")
-    motion_noise: float = Field(3.0, ge=0.0, le=64.0, description="grey-level change treated as sensor noise "
-                                "(still)")
-    motion_ramp: float = Field(12.0, ge=1.0, le=128.0, description="grey levels above the noise floor at which a "
-                               "pixel counts as fully moving")
-    moving_rate: float = Field(1.0, ge=0.3, le=1.0, description="follow rate where the image moves (1 = at once; "
-                               "lower also smooths small moves, but an edge moving slowly may lag; mask jumps of "
-                               "motion_jump still follow at once)")
-    motion_compensate: bool = Field(True, description="warp the previous mask by optical flow before smoothing, "
-                                    "so edges that move with the image are smoothed too (temporal_strength, "
-                                    "motion_jump, flow_levels, flow_noise and flow_ramp apply); false: the "
-                                    "motion-adaptive smoother (motion_noise, motion_ramp, moving_rate, "
-                                    "temporal_after_refine; round 2 used temporal_strength 0.85, motion_jump 0.6)")
     flow_levels: int = Field(2, ge=1, le=4, description="the optical-flow field is computed at the grid halved "
                              "this many times (2: 80x45 for 720p; 3 is cheaper and coarser)")
     flow_noise: float = Field(12.0, ge=0.0, le=64.0, description="grey-level error of the motion-compensated "
@@ -84,7 +69,7 @@ class MaskSettings(BaseModel):
 
 
 class RefineHints(NamedTuple):
-    """By-products of one :meth:`MaskRefiner.process` call, valid for that frame and alpha only."""
+    """By-products of one :meth:`MaskRefiner.refine` call, valid for that frame and alpha only."""
 
     frame_levels: list[np.ndarray]  # the frame halved 1, 2, ... times (BGR uint8)
     alpha_small: np.ndarray  # the alpha at the work resolution (uint8), before the final bilinear upscale
@@ -114,14 +99,12 @@ def _disk(radius: int) -> np.ndarray:
 
 
 class MaskRefiner:
-    """``process(mask, frame) -> alpha``: see the module docstring."""
+    """``refine(mask, frame) -> (alpha, hints)``: see the module docstring."""
 
     def __init__(self, settings: MaskSettings | None = None) -> None:
         self.settings = settings or MaskSettings()
         self._pyramid = Pyramid()
         self._gf = FastGuidedFilter()
-        self._motion = MotionRate()
-        self._smoother = RateSmoother()
         self._flow = FlowSmoother()
         self._frame_size: tuple[int, int] | None = None
         self.configure(self.settings)
@@ -137,8 +120,6 @@ class MaskRefiner:
 
     def reset(self) -> None:
         """Drop temporal state (camera switched, resolution change)."""
-        self._motion.reset()
-        self._smoother.reset()
         self._flow.reset()
 
     def _allocate(self, width: int, height: int) -> None:
@@ -173,26 +154,18 @@ class MaskRefiner:
                 return list(given)
         return self._pyramid.build(frame, n)
 
-    @property
-    def frame_levels(self) -> list[np.ndarray]:
-        """The last frame halved 1, 2, ... times (BGR uint8), as computed by the last :meth:`process`."""
-        return self._levels if self._frame_size else []
-
-    @property
-    def hints(self) -> RefineHints | None:
-        """What the last :meth:`process` computed that compositing can reuse instead of recomputing: pass it to
-        :meth:`Compositor.process <vcam.postprocess.composite.Compositor.process>` with that call's frame and
-        alpha. The arrays are buffers reused by the next call."""
-        if self._frame_size is None:
-            return None
-        return RefineHints(self.frame_levels, self._alpha_work, self._work_level)
-
     def process(self, mask: np.ndarray, frame: np.ndarray,
                 frame_levels: list[np.ndarray] | None = None) -> np.ndarray:
+        """The alpha alone: see :meth:`refine`."""
+        return self.refine(mask, frame, frame_levels)[0]
+
+    def refine(self, mask: np.ndarray, frame: np.ndarray,
+               frame_levels: list[np.ndarray] | None = None) -> tuple[np.ndarray, RefineHints]:
         """``mask``: float32 [h, w] person probability at the model's resolution; ``frame``: BGR uint8 [H, W, 3].
         ``frame_levels``: optionally ``frame`` already halved 1, 2, ... times with 2x2 box averages (the
         segmenter computes them on its way to the model's input size); used when they fit, saving the halving.
-        Returns the alpha, uint8 [H, W] (0..255), in a buffer reused by the next call."""
+        Returns the alpha, uint8 [H, W] (0..255), and what compositing the same frame can reuse; both are
+        buffers reused by the next call."""
         s = self.settings
         height, width = frame.shape[:2]
         if self._frame_size != (width, height):
@@ -206,43 +179,34 @@ class MaskRefiner:
         cv2.resize(self._grey_work_u8, self._grid_size, dst=self._grey_grid_u8, interpolation=cv2.INTER_LINEAR)
         np.multiply(self._grey_grid_u8, np.float32(1 / 255), out=self._grey_grid)
         cv2.resize(mask, self._grid_size, dst=self._mask_grid, interpolation=cv2.INTER_LINEAR)
-
-        rate = None
-        after_refine = s.temporal_after_refine and not s.motion_compensate
-        if s.temporal_strength > 0 and s.motion_compensate:
-            self._motion.reset()  # (a switch back to the motion-adaptive smoother starts afresh)
-            self._smoother.reset()
+        if s.temporal_strength > 0:
             self._flow.process(self._mask_grid, self._grey_grid_u8, s.temporal_strength, s.flow_noise, s.flow_ramp,
                                s.motion_jump, s.flow_levels)
         else:
             self._flow.reset()
-            if s.temporal_strength > 0:
-                rate = self._motion.process(self._grey_grid, s.temporal_strength, s.motion_noise, s.motion_ramp,
-                                          s.moving_rate)
-            else:
-                self.reset()
-            if not after_refine:
-                self._smoother.process(self._mask_grid, rate, s.motion_jump)
-        if s.refine and not after_refine:
-            # the common path: the filter writes the uint8 alpha directly (rounded and saturated), with the soft
-            # snap curve folded into its coefficients (no pass of its own)
+        self._alpha_at_work_size()
+        self._shape_alpha(width, height)
+        return self._alpha, RefineHints(self._levels, self._alpha_work, self._work_level)
+
+    def _alpha_at_work_size(self) -> None:
+        """The smoothed grid mask -> the uint8 alpha at the work resolution, edge-refined and snapped."""
+        s = self.settings
+        if s.refine:
+            # the filter writes the uint8 alpha directly (rounded and saturated), with the soft snap curve folded
+            # into its coefficients (no pass of its own)
             self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius, s.refine_eps,
                            out_u8=self._alpha_work, out_affine=self._snap or (1.0, 0.0))
             if self._snap is None:
                 cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
-        else:
-            if s.refine:
-                refined = self._gf.apply(self._grey_grid, self._mask_grid, self._grey_work_u8, s.refine_radius,
-                                         s.refine_eps)
-            else:
-                cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
-                refined = self._mask_work
-            if after_refine:
-                self._smoother.process(refined, rate, s.motion_jump)
-            # float [0,1] (guided filter may overshoot) -> uint8, rounded and clipped at both ends by saturation
-            cv2.multiply(refined, 255.0, dst=self._alpha_work, dtype=cv2.CV_8U)
-            cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
+            return
+        cv2.resize(self._mask_grid, self._work_size, dst=self._mask_work, interpolation=cv2.INTER_LINEAR)
+        # float [0,1] -> uint8, rounded and clipped at both ends by saturation
+        cv2.multiply(self._mask_work, 255.0, dst=self._alpha_work, dtype=cv2.CV_8U)
+        cv2.LUT(self._alpha_work, self._lut, dst=self._alpha_work)
 
+    def _shape_alpha(self, width: int, height: int) -> None:
+        """Dilate, erode and feather the work-resolution alpha, then scale it to the frame size."""
+        s = self.settings
         a = self._alpha_work
         if s.dilate_px > 0:
             r = max(1, round(s.dilate_px / self._scale))
@@ -262,4 +226,3 @@ class MaskRefiner:
             cv2.resize(a, (width, height), dst=self._alpha, interpolation=cv2.INTER_LINEAR)
             if not s.soft and s.feather_px <= 0:  # hard mode stays binary through the upscale
                 cv2.threshold(self._alpha, 127, 255, cv2.THRESH_BINARY, dst=self._alpha)
-        return self._alpha

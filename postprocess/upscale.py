@@ -16,7 +16,9 @@ across frames or write into it.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUTO_MAX_PIXELS", "CONTEXT", "UpscaleSettings", "Upscaler", "default_model_path", "person_box"]
+__all__ = ["AUTO_MAX_PIXELS", "CONTEXT", "OTHER_STAGES_MS", "UpscaleSettings", "Upscaler", "default_model_path",
+           "person_box"]
 
 CONTEXT = 8  # low-res pixels read around the box (TinySR's receptive field reaches 7); even keeps the grid
 _ALIGN = 8  # box corners on multiples of this: fewer distinct ORT input shapes, even sizes
@@ -36,6 +39,11 @@ _PAD = 2  # the model's input is the crop edge-padded by this much (done here: c
 _MAX_RUNS = 8  # fixed-shape ORT sessions kept (whole frame + recent person boxes)
 _SHUFFLE_PAIRS = [0, 0, 1, 3, 2, 6, 3, 9]  # mixChannels: plane mx -> channel 3*mx (Y of the mx-th pixel of 4)
 AUTO_MAX_PIXELS = 640 * 480  # SR in auto mode up to VGA: the low-resolution cameras the stage is for
+# CPU ms per frame of the pipeline's other stages, assumed until the pipeline reports its own figure
+# (``Upscaler.other_stages_ms``): `vcam bench --camera-size 640x360 --set upscale.mode=off` spends about 9 ms per
+# frame in all, an upright 720x1280 camera about 12 ms.
+OTHER_STAGES_MS = 12.0
+_PROBE_WARM, _PROBE_TIMED = 2, 5  # calls of the SR path when its cost is measured (once per frame size)
 
 
 class UpscaleSettings(BaseModel):
@@ -45,15 +53,22 @@ class UpscaleSettings(BaseModel):
 
     mode: Literal["off", "auto", "on"] = Field(
         "auto",
-        description="Learned 2x super-resolution: off = plain resize; auto = when the camera frame is smaller "
-        "than the output in both dimensions and has at most auto_max_pixels; on = whenever the output is larger "
-        "in either dimension",
+        description="Learned 2x super-resolution (then a plain resize to the output size): off = plain resize; "
+        "auto = when the camera frame is smaller than the output in both dimensions, has at most auto_max_pixels "
+        "and SR's cost measured on this machine fits frame_budget_ms with the other stages; on = whenever the "
+        "output is larger in either dimension",
     )
     auto_max_pixels: int = Field(
         AUTO_MAX_PIXELS, ge=0,
         description="auto mode: largest camera frame (width x height) that gets super-resolution; its cost grows "
         "with the pixels (about 8 ms at 640x360 on one laptop core, four times that at 1280x720, over a 30 fps "
         "frame's budget), so a 720p camera feeding a 1080p output is upscaled plainly",
+    )
+    frame_budget_ms: float = Field(
+        22.0, gt=0.0,
+        description="auto mode: SR runs only when its cost measured on this machine plus the other stages' stays "
+        "under this many CPU ms per frame (a 30 fps frame has 33 ms; the rest is left to capture, encoding and "
+        "the sinks); otherwise a plain resize",
     )
     person_only: bool = Field(
         True, description="With a person mask, run SR only on the person's box and upscale the rest cheaply"
@@ -100,7 +115,10 @@ def person_box(mask: np.ndarray, frame_hw: tuple[int, int], threshold: float, ma
 class Upscaler:
     """Resize to the output size; 2x learned SR of the luma where the settings ask for it. One ORT thread."""
 
-    def __init__(self, settings: UpscaleSettings | None = None, model_path: str | Path | None = None) -> None:
+    def __init__(self, settings: UpscaleSettings | None = None, model_path: str | Path | None = None,
+                 cost_probe: Callable[[int, int], float] | None = None) -> None:
+        """``cost_probe(w, h)``: CPU ms of 2x SR of a w x h frame on this machine (default: a few warm calls of the
+        stage's own SR path, timed in thread CPU time, once per frame size; tests inject their own)."""
         self.settings = settings or UpscaleSettings()
         self._model_path = Path(model_path) if model_path is not None else default_model_path()
         self._runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()
@@ -112,11 +130,19 @@ class Upscaler:
         self._prev_box: tuple[int, int, int, int] | None = None
         self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
         self._logged_skip: tuple[int, int] | None = None
+        self._cost_probe = cost_probe or self._measure_sr_ms
+        self._fits: dict[tuple[int, int], bool] = {}  # auto mode: does SR fit the budget, per frame size
+        self.other_stages_ms = OTHER_STAGES_MS  # the pipeline may set its measured figure here
+        # How Cr/Cb (and Y outside the person's box) are upscaled 2x: bilinear by default (see docs/sr.md for
+        # what a better filter would gain); the evaluation compares others.
+        self.chroma_interpolation = cv2.INTER_LINEAR
 
     # -- stage contract --------------------------------------------------------------------------------------
 
     def configure(self, settings: UpscaleSettings) -> None:
-        """Swap settings between frames (the model sessions are kept)."""
+        """Swap settings between frames (the model sessions and the measured SR costs are kept)."""
+        if settings.frame_budget_ms != self.settings.frame_budget_ms:
+            self._fits.clear()
         self.settings = settings
 
     def reset(self) -> None:
@@ -130,12 +156,20 @@ class Upscaler:
         h, w = frame.shape[:2]
         out_w, out_h = out_size
         self.last_box = None
-        if not self._sr_wanted(w, h, out_w, out_h) or h % 2 or w % 2:
+        if h % 2 or w % 2 or not self._sr_wanted(w, h, out_w, out_h):
             return self._resize(frame, out_size)
+        return self._process_sr(frame, mask, out_size)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _process_sr(self, frame: np.ndarray, mask: np.ndarray | None, out_size: tuple[int, int]) -> np.ndarray:
+        """2x SR (luma by the network, chroma and the rest plainly), then a plain resize to ``out_size``."""
+        h, w = frame.shape[:2]
+        out_w, out_h = out_size
         ycc = self._ycc = _buffer(self._ycc, frame.shape, np.uint8)
         cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb, dst=ycc)
         up = self._up = _buffer(self._up, (2 * h, 2 * w, 3), np.uint8)
-        cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(ycc, (2 * w, 2 * h), dst=up, interpolation=self.chroma_interpolation)
         box = (0, 0, w, h)
         if mask is not None and self.settings.person_only:
             found = person_box(mask, (h, w), self.settings.mask_threshold, self.settings.margin)
@@ -149,24 +183,51 @@ class Upscaler:
             return bgr
         return self._resize(bgr, out_size)
 
-    # -- internals -------------------------------------------------------------------------------------------
-
     def _sr_wanted(self, w: int, h: int, out_w: int, out_h: int) -> bool:
         mode = self.settings.mode
         if mode == "off":
             return False
-        if mode == "auto":
-            if not (w < out_w and h < out_h):
-                return False
-            if w * h > self.settings.auto_max_pixels:
-                if (w, h) != self._logged_skip:
-                    self._logged_skip = (w, h)
-                    log.info("super-resolution (auto) skipped for %dx%d camera frames: over auto_max_pixels=%d, "
-                             "where it would not fit a frame's time; plain bilinear upscale", w, h,
-                             self.settings.auto_max_pixels)
-                return False
-            return True
-        return w < out_w or h < out_h
+        if mode == "on":
+            return w < out_w or h < out_h
+        if not (w < out_w and h < out_h):
+            return False
+        if w * h > self.settings.auto_max_pixels:
+            if (w, h) != self._logged_skip:
+                self._logged_skip = (w, h)
+                log.info("super-resolution (auto) skipped for %dx%d camera frames: over auto_max_pixels=%d; plain "
+                         "upscale", w, h, self.settings.auto_max_pixels)
+            return False
+        return self._fits_budget(w, h)
+
+    def _fits_budget(self, w: int, h: int) -> bool:
+        """Whether 2x SR of w x h frames plus the other stages stays within the frame budget (decided once per
+        frame size from the measured cost, and logged)."""
+        fits = self._fits.get((w, h))
+        if fits is None:
+            sr_ms = self._cost_probe(w, h)
+            total = sr_ms + self.other_stages_ms
+            fits = self._fits[(w, h)] = total <= self.settings.frame_budget_ms
+            log.info("super-resolution (auto) %s for %dx%d camera frames: %.1f ms per frame on this machine + %.1f "
+                     "ms for the other stages %s the %.1f ms budget%s", "on" if fits else "off", w, h, sr_ms,
+                     self.other_stages_ms, "fits" if fits else "exceeds", self.settings.frame_budget_ms,
+                     "" if fits else "; plain upscale")
+        return fits
+
+    def _measure_sr_ms(self, w: int, h: int) -> float:
+        """CPU ms (of this thread, where ONNX Runtime runs) of the whole-frame SR path for a w x h frame: the
+        median of a few calls after warm-up, on a textured test frame."""
+        rng = np.random.default_rng(0)
+        frame = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 1.0)
+        out_size = (2 * w, 2 * h)
+        for _ in range(_PROBE_WARM):
+            self._process_sr(frame, None, out_size)
+        times = []
+        for _ in range(_PROBE_TIMED):
+            t0 = time.thread_time()
+            self._process_sr(frame, None, out_size)
+            times.append((time.thread_time() - t0) * 1e3)
+        self.last_box = None
+        return float(np.median(times))
 
     def _resize(self, img: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
         h, w = img.shape[:2]

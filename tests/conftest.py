@@ -77,3 +77,40 @@ def chromium_binary() -> str | None:
         if path:
             return path
     return None
+
+
+# ----- the closing summary: which groups of tests were skipped, and what enables them -------------------------------
+# (group, words that identify its skip reasons, what enables it)
+SKIP_GROUPS = (
+    ("browser end-to-end", ("chromium", "playwright"), "chromium (apt) and the [dev] extra"),
+    ("tray", ("xvfb", "trayer", "pyside6", "system tray"), "Xvfb, trayer, Qt's xcb libraries (apt) and the [tray] extra"),
+    ("training and model conversion", ("torch", "tflite", "onnx", "ai_edge_litert", "shared/data"),
+     "pip install torch==2.13.0, the [dev] extra, and the data root ../shared/data (or VCAM_DATA)"),
+    ("root only", ("root", "another user"), "running the suite as root (sudo)"),
+)
+ENABLE_COMMAND = "sudo .ci/install-test-deps  (system packages; then rerun the test command)"
+
+
+def _skip_group(reason: str) -> str:
+    lowered = reason.lower()
+    for name, words, _ in SKIP_GROUPS:
+        if any(word in lowered for word in words):
+            return name
+    return "other"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest's hook signature
+    """End the run by naming the skipped test groups and the one command that enables them."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    groups: dict[str, list[str]] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        groups.setdefault(_skip_group(reason), []).append(reason.removeprefix("Skipped: "))
+    needs = {name: need for name, _, need in SKIP_GROUPS}
+    terminalreporter.section("skipped test groups")
+    for name, reasons in groups.items():
+        need = needs.get(name, "; ".join(sorted(set(reasons)))[:200])
+        terminalreporter.write_line(f"{name}: {len(reasons)} skipped; needs {need}")
+    terminalreporter.write_line(f"to run them: {ENABLE_COMMAND}")

@@ -195,3 +195,60 @@ def test_two_faces_side_by_side(frames: list[np.ndarray]) -> None:
     for p in pairs:
         one.process(p)
     assert len(one.regions) == 1
+
+
+# -- guards: nothing outside the face, no added shimmer ---------------------------------------------------------
+
+
+def test_nothing_changes_outside_the_face_box(frames: list[np.ndarray]) -> None:
+    """Outside the tracked face box not a pixel changes; outside an independent full-frame detection's box
+    (the evaluation's reference faces) next to nothing changes by more than 2 levels."""
+    from tools.evaluation.beauty import outside_changed
+
+    stage = BeautyStage(ON, model_path=yunet_path())
+    det = Detector(yunet_path())
+    changed_total = outside_total = 0
+    for i, f in enumerate(frames[:25]):
+        out = stage.process(f)
+        if i < 15:
+            continue
+        assert len(stage.faces) == 1
+        x, y, w, h = stage.faces[0].box
+        inside = np.zeros(f.shape[:2], bool)
+        inside[int(np.floor(y)):int(np.ceil(y + h)), int(np.floor(x)):int(np.ceil(x + w))] = True
+        assert np.abs(out.astype(int) - f)[~inside].max() == 0
+        changed, total = outside_changed(f, out, det(f))
+        changed_total += changed
+        outside_total += total
+        assert np.abs(out.astype(int) - f)[inside].max() > 2  # and the face itself did change
+    assert changed_total / outside_total < 2e-4, changed_total / outside_total
+
+
+def test_a_still_picture_gives_a_still_output(frames: list[np.ndarray]) -> None:
+    """The same frame again and again (a frozen camera): once settled, the output does not change at all."""
+    stage = BeautyStage(ON, model_path=yunet_path())
+    outs = [stage.process(frames[5]).copy() for _ in range(25)]
+    for a, b in zip(outs[15:], outs[16:]):
+        assert np.array_equal(a, b)
+
+
+def test_no_added_shimmer_on_still_skin_with_sensor_noise(frames: list[np.ndarray]) -> None:
+    """A still face with fresh sensor noise in every frame: on the skin, the output changes from frame to frame
+    no more than the input does (ratio <= 1.05)."""
+    from tools.evaluation.beauty import still_skin
+
+    rng = np.random.default_rng(5)
+    base = frames[5].astype(np.float32)
+    noisy = [np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).astype(np.uint8) for _ in range(24)]
+    det = max(Detector(yunet_path())(frames[5]), key=lambda d: d[2])
+    region = skin_region(frames[5].shape, det)
+    stage = BeautyStage(ON, model_path=yunet_path())
+    outs = [luma(stage.process(f)) for f in noisy]
+    ins = [luma(f) for f in noisy]
+    d_in = d_out = 0.0
+    for k in range(15, 23):
+        still = still_skin(ins[k], ins[k + 1], region)
+        d_in += float(np.abs(ins[k + 1] - ins[k])[still].sum())
+        d_out += float(np.abs(outs[k + 1] - outs[k])[still].sum())
+    assert d_in > 0
+    assert d_out <= 1.05 * d_in, d_out / d_in

@@ -17,7 +17,7 @@ import pytest
 
 from vcam.control import MAX_REQUEST_BYTES, ControlClient, ControlError, ControlServer, DaemonNotRunning
 
-from .test_control_support import short_dir
+from .support import short_dir
 
 NOBODY = 65534
 

@@ -60,7 +60,7 @@ requests = st.fixed_dictionaries(
 
 
 def _state(session: DaemonSession) -> tuple:
-    return session.live.config, session.live.summary()["runtime_changes"], sorted(session.daemon._holds)
+    return session.live.config, session.live.summary()["runtime_changes"], session.daemon.capture.holds
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

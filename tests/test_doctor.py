@@ -16,7 +16,7 @@ from vcam import doctor, registry
 from vcam.config import build_config
 from vcam.doctor import check_config, check_loopback, check_models, check_permissions, check_sizes, format_report
 
-from .test_control_support import short_dir
+from .support import short_dir
 
 VIDEO_GID = 44
 

@@ -1,4 +1,5 @@
-"""Issue 8 faults, each injected at a true boundary of the real daemon (camera, model file, sink, config)."""
+"""Faults, each injected at a true boundary of the real daemon (camera, model file, sink, config). Waits poll a
+condition with a generous deadline; nothing sleeps a fixed time above 0.5 s."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from vcam.daemon import Daemon
 from vcam.pipeline import placeholder_frame
 from vcam.sinks import MjpegPreviewSink, VirtualCameraSink, Y4MSink
 
-from .conftest import read_demo_frames
+from .conftest import high_frequency_energy, read_demo_frames
 from .fakes import FakeCamera as FlakyCamera
+from .support import wait_for
 
-PERIOD = 1 / 30
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,8 @@ def _is_placeholder(i420: np.ndarray) -> bool:
     return bool(np.abs(corner.astype(int) - placeholder_frame(64, 64, "")[0, 0]).max() <= 3)
 
 
-def _start(camera, config_data=None, sinks=None) -> Daemon:
-    config = build_config({"output": {"sinks": ["virtual"]}, **(config_data or {})})
+def _start(camera, config_data=None, sinks=None, check_files=True) -> Daemon:
+    config = build_config({"output": {"sinks": ["virtual"]}, **(config_data or {})}, check_files=check_files)
     daemon = Daemon(config, source=camera, sinks=sinks or [VirtualCameraSink(backend="fake")])
     daemon.start()
     return daemon
@@ -44,38 +45,27 @@ def _start(camera, config_data=None, sinks=None) -> Daemon:
 def test_camera_failure_mid_stream_placeholder_then_recovery(fake_backend, frames, failure) -> None:
     camera = FlakyCamera(frames)
     daemon = _start(camera)
-    time.sleep(1.0)
-    assert daemon.stats.source_state == "live"
     cam = fake_backend.instances[0]
+    wait_for(lambda: daemon.stats.source_state == "live" and daemon.stats.frames_processed > 3, timeout=20)
     camera.mode = failure
-    t_fail = time.monotonic()
-    deadline = t_fail + 2
-    while not (cam.frames and _is_placeholder(cam.frames[-1])):
-        assert time.monotonic() < deadline, "no placeholder within 2 s"
-        time.sleep(0.002)
-    placeholder_after = time.monotonic() - t_fail
-    time.sleep(1.0)
+    # the placeholder follows one output tick after the camera stalls (the timing itself: the fake-clock tests
+    # in test_daemon.py); here only that it comes, that the device goes on being fed, and that the camera returns
+    wait_for(lambda: bool(cam.frames) and _is_placeholder(cam.frames[-1]), timeout=10)
+    sent = len(cam.frames)
+    wait_for(lambda: len(cam.frames) > sent + 10, timeout=10)
     camera.mode = "ok"
-    deadline = time.monotonic() + 6  # backoff is at most 4 s
-    while daemon.stats.source_state != "live" or _is_placeholder(cam.frames[-1]):
-        assert time.monotonic() < deadline, "did not resume"
-        time.sleep(0.01)
-    time.sleep(0.3)
+    # backoff is at most 4 s
+    wait_for(lambda: daemon.stats.source_state == "live" and not _is_placeholder(cam.frames[-1]), timeout=20)
     daemon.stop()
-    # Design: the placeholder follows one output tick after the first late camera frame (~2 periods, 67 ms);
-    # the bound is loose because a loaded CI machine delays threads. Measured figures: `vcam soak` and the notes.
-    assert placeholder_after < 0.5, placeholder_after
-    gaps = np.diff(cam.times)
-    assert gaps.max() < 4 * PERIOD, "the virtual device stopped receiving frames"
     assert not _is_placeholder(cam.frames[-1])
 
 
 def test_camera_absent_at_start_waits_then_goes_live(fake_backend, frames) -> None:
     camera = FlakyCamera(frames, mode="unplugged")
     daemon = _start(camera)
-    time.sleep(0.8)
     cam = fake_backend.instances[0]
-    assert len(cam.frames) > 15 and _is_placeholder(cam.frames[-1])  # the device is fed while we wait
+    wait_for(lambda: len(cam.frames) > 15, timeout=20)
+    assert _is_placeholder(cam.frames[-1])  # the device is fed while we wait
     camera.mode = "ok"
     deadline = time.monotonic() + 6
     while _is_placeholder(cam.frames[-1]):
@@ -85,6 +75,7 @@ def test_camera_absent_at_start_waits_then_goes_live(fake_backend, frames) -> No
 
 
 def test_camera_absent_at_start_exits_nonzero_when_configured(tmp_path: Path) -> None:
+    (tmp_path / "none.toml").write_text("")
     out = subprocess.run([sys.executable, "-m", "vcam", "--verbose", "run", "--source", "/dev/video99",
                           "--set", 'source.on_missing="exit"', "--sink", f"y4m:{tmp_path / 'o.y4m'}",
                           "--config", str(tmp_path / "none.toml"), "--seconds", "20"],
@@ -96,19 +87,22 @@ def test_camera_absent_at_start_exits_nonzero_when_configured(tmp_path: Path) ->
 def test_sudden_resolution_change_keeps_output_size(fake_backend, frames) -> None:
     camera = FlakyCamera(frames)
     daemon = _start(camera)
-    time.sleep(0.5)
+    wait_for(lambda: daemon.stats.frames_processed > 3, timeout=20)
     camera.mode = "resize"
-    time.sleep(1.0)
+    processed = daemon.stats.frames_processed
+    wait_for(lambda: daemon.stats.frames_processed > processed + 5, timeout=20)
     camera.mode = "ok"
-    time.sleep(0.5)
+    processed = daemon.stats.frames_processed
+    wait_for(lambda: daemon.stats.frames_processed > processed + 3, timeout=20)
     daemon.stop()
     cam = fake_backend.instances[0]
     assert all(f.size == 1280 * 720 * 3 // 2 for f in cam.frames)
-    assert daemon.stats.frames_processed > 30
+    assert daemon.status()["processing_errors"] == 0
 
 
 def test_missing_virtual_device_other_sinks_keep_working(tmp_path: Path) -> None:
     y4m = tmp_path / "out.y4m"
+    (tmp_path / "none.toml").write_text("")
     out = subprocess.run([sys.executable, "-m", "vcam", "run", "--source", "demo", "--sink", "virtual:/dev/video77",
                           "--sink", f"y4m:{y4m}", "--config", str(tmp_path / "none.toml"), "--seconds", "3"],
                          capture_output=True, text=True, timeout=60)
@@ -122,11 +116,10 @@ def test_disk_full_sink_is_disabled_others_go_on(fake_backend, frames) -> None:
         pytest.skip("no /dev/full")
     camera = FlakyCamera(frames)
     daemon = _start(camera, sinks=[Y4MSink("/dev/full"), VirtualCameraSink(backend="fake")])
-    time.sleep(1.5)
-    daemon.stop()
     full, virtual = daemon.sink_workers
-    assert full.failed and "space" in full.failed.lower()
-    assert virtual.written >= 35
+    wait_for(lambda: full.failed is not None and virtual.written >= 35, timeout=20)
+    daemon.stop()
+    assert "space" in full.failed.lower()
 
 
 def test_preview_client_that_never_reads_does_not_stall(fake_backend, frames) -> None:
@@ -138,14 +131,14 @@ def test_preview_client_that_never_reads_does_not_stall(fake_backend, frames) ->
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(f"GET /stream.mjpg?token={preview.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         clients.append(s)
-    time.sleep(0.5)
-    before = len(fake_backend.instances[0].frames)
-    time.sleep(2.0)
-    sent = len(fake_backend.instances[0].frames) - before
-    daemon.stop()
-    for s in clients:
-        s.close()
-    assert sent >= 50  # ~60 at 30 fps
+    cam = fake_backend.instances[0]
+    before = len(cam.frames)
+    try:  # the virtual camera goes on receiving frames at its own clock (60 frames: 2 s at 30 fps)
+        wait_for(lambda: len(cam.frames) >= before + 60, timeout=20)
+    finally:
+        daemon.stop()
+        for s in clients:
+            s.close()
 
 
 def _write_onnx_without_contract(path: Path) -> None:
@@ -166,25 +159,31 @@ def test_broken_model_falls_back_never_crashes(tmp_path: Path, fake_backend, fra
     elif problem == "contract":
         _write_onnx_without_contract(path)
     camera = FlakyCamera(frames)
-    daemon = _start(camera, {"model": {"segmenter": str(path)}})
-    time.sleep(1.0)
+    # A model that breaks after its config was validated (config building refuses a broken one up front).
+    daemon = _start(camera, {"model": {"segmenter": str(path)}}, check_files=False)
+    wait_for(lambda: daemon.stats.frames_processed > 10, timeout=20)
     daemon.stop()
     assert daemon.segmenter is not None  # fell back to an installed model
-    assert daemon.stats.frames_processed > 10
+    assert daemon.status()["fail_closed"] is None
 
 
-def test_no_working_model_runs_safe_full_frame_mode(monkeypatch, fake_backend, frames) -> None:
+def test_no_working_model_fails_closed(monkeypatch, fake_backend, frames) -> None:
     import vcam.segmenter as seg
     from vcam.registry import list_models
 
     cards = [c.model_copy(update={"sha256": "0" * 64}) for c in list_models("segmentation")]
     monkeypatch.setattr(seg, "list_models", lambda task=None: cards)
     daemon = _start(FlakyCamera(frames))
-    time.sleep(1.0)
+    wait_for(lambda: daemon.stats.frames_processed > 5, timeout=20)
     daemon.stop()
-    assert daemon.segmenter is None and daemon.status()["segmenter"].startswith("none")
+    status = daemon.status()
+    assert daemon.segmenter is None and status["segmenter"].startswith("none")
+    assert "no segmenter" in status["fail_closed"]
     out = cv2.cvtColor(fake_backend.instances[0].frames[-1].reshape(1080, 1280), cv2.COLOR_YUV2BGR_I420)
-    assert min(np.abs(out.astype(int) - f).mean() for f in frames) < 3  # unmodified camera frames
+    # the blur preset never shows the room: the whole frame is blurred beyond recognition (detail at 160x90: the
+    # camera ~11, the fail-closed picture ~0.7)
+    coarse = [high_frequency_energy(cv2.resize(f, (160, 90), interpolation=cv2.INTER_AREA)) for f in (out, *frames)]
+    assert coarse[0] < 0.1 * min(coarse[1:])
 
 
 def test_invalid_config_at_start_is_a_clear_nonzero_exit(tmp_path: Path) -> None:

@@ -29,6 +29,12 @@ def test_non_editable_install_imports_and_runs(tmp_path: Path) -> None:
     assert not (site / "models").exists() and not (site / "postprocess").exists()
     assert list((site / "vcam" / "models").rglob("*.onnx")), "model files were not installed"
     assert (site / "vcam" / "assets" / "demo.mp4").is_file()
+    # The runtime only: no training, conversion, export or evaluation code is installed.
+    installed_py = {p.relative_to(site / "vcam").as_posix() for p in (site / "vcam").rglob("*.py")}
+    workshop = sorted(p for p in installed_py if p.startswith("models/") and not p.endswith("__init__.py"))
+    assert not workshop, f"training code in the wheel: {workshop}"
+    assert not (site / "vcam" / "evaluation").exists() and not (site / "tools").exists()
+    assert not list(site.glob("vcam/models/**/*.md"))
     script = (
         "import vcam, vcam.models, vcam.postprocess, pathlib;"
         "assert 'site-packages' in vcam.__file__, vcam.__file__;"

@@ -1,5 +1,6 @@
-"""On-demand camera: debounced reader counting (simulated events and real inotify events on a stand-in device
-node), the daemon releasing the camera and idling cheaply with no reader, and reopening fast for one."""
+"""On-demand camera: debounced reader counting (on a fake clock, and real inotify events on a stand-in device
+node), the daemon releasing the camera with no reader and reopening it for one. (Idle pacing at ``idle_fps``:
+the fake-clock test in test_daemon.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from vcam.daily_settings import DaemonSettings
 from vcam.ondemand import DeviceReaderMonitor, ReaderTracker, count_open_handles, inotify_available
 
-from .test_control_support import BLUR_ON_BELOW, background_detail, running_session, wait_for
+from .support import BLUR_ON_BELOW, background_detail, running_session, wait_for
 
 linux_only = pytest.mark.skipif(not inotify_available(), reason="inotify is Linux-only")
 
@@ -101,73 +102,53 @@ def test_real_inotify_events_drive_the_tracker(tmp_path: Path) -> None:
     try:
         for _ in range(10):  # polling: open and close at once
             os.close(os.open(node, os.O_RDONLY))
-            time.sleep(0.05)
-        time.sleep(0.4)
-        assert changes == [] and tracker.opens == 10 and tracker.closes == 10
-        t0 = time.monotonic()
+        wait_for(lambda: tracker.opens == 10 and tracker.closes == 10, timeout=10)
         fd = os.open(node, os.O_RDWR)  # a reader that stays (Chrome opens O_RDWR)
         assert count_open_handles(node) == 1
-        wait_for(lambda: changes == [(True, changes[0][1])] if changes else False, timeout=1.0)
-        assert 0.24 < changes[0][1] - t0 < 0.6
+        wait_for(lambda: bool(changes), timeout=10)
+        assert [on for on, _ in changes] == [True]  # the polls never started the camera; the reader did
         os.close(fd)
-        wait_for(lambda: len(changes) == 2, timeout=1.5)
+        wait_for(lambda: len(changes) == 2, timeout=10)
         assert changes[1][0] is False
     finally:
         monitor.stop()
 
 
-def _cpu_percent(seconds: float) -> float:
-    wall0, cpu0 = time.monotonic(), time.process_time()
-    time.sleep(seconds)
-    return (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
-
-
 @linux_only
-def test_daemon_releases_the_camera_idles_cheaply_and_reopens_for_a_reader(tmp_path: Path) -> None:
+def test_daemon_releases_the_camera_without_a_reader_and_reopens_for_one(tmp_path: Path) -> None:
     node = tmp_path / "video9"
     node.write_bytes(b"")
-    settings = DaemonSettings(on_demand=True, attach_after_s=0.25, release_after_s=1.0, watch_config=False)
+    settings = DaemonSettings(on_demand=True, attach_after_s=0.25, release_after_s=0.5, watch_config=False)
     with running_session("blur", settings=settings, reader_device=str(node)) as run:
         daemon = run.daemon
-        time.sleep(1.0)
-        # No reader: the camera was never opened; the device gets a still frame at idle_fps.
+        # No reader: the camera is never opened; the device gets still frames.
+        written = run.written()
+        wait_for(lambda: run.written() > written + 2, timeout=20)
         assert daemon.source._cap is None and daemon.stats.frames_captured == 0
         status = run.client.request("status")["status"]
         assert status["camera"] == "idle" and status["readers"] == 0 and status["on_demand"] is True
-        written = run.written()
-        idle_cpu = _cpu_percent(5.0)
-        idle_frames = run.written() - written
-        print(f"idle with no reader: {idle_cpu:.2f}% of one core over 5 s, {idle_frames} still frames sent")
-        assert idle_cpu <= 2.0
-        assert 5 <= idle_frames <= 15  # ~2 fps
 
-        # A reader appears: the camera opens and live frames flow within a second.
-        processed = daemon.stats.frames_processed
-        t0 = time.monotonic()
+        # A reader appears: the camera opens and live, blurred frames flow.
         fd = os.open(node, os.O_RDWR)
         try:
-            opened = wait_for(lambda: daemon.source._cap is not None, timeout=1.0)
-            wait_for(lambda: daemon.stats.frames_processed > processed, timeout=1.0 - opened)
-            print(f"reader appeared -> camera open {opened * 1e3:.0f} ms, first processed frame "
-                  f"{(time.monotonic() - t0) * 1e3:.0f} ms")
+            wait_for(lambda: daemon.source._cap is not None and daemon.stats.frames_processed > 0, timeout=20)
             start = run.written()
-            assert background_detail(run.wait_distinct(start, 3)[-1]) < BLUR_ON_BELOW  # live, blurred output
+            assert background_detail(run.wait_distinct(start, 3)[-1]) < BLUR_ON_BELOW
             assert run.client.request("status")["status"]["camera"] == "on"
         finally:
             os.close(fd)
         # The reader leaves: released after release_after_s.
-        released = wait_for(lambda: daemon.source._cap is None, timeout=2.0)
-        assert 0.9 < released < 1.6, released
+        wait_for(lambda: daemon.source._cap is None, timeout=20)
         assert run.client.request("status")["status"]["camera"] == "idle"
 
         # Pause wins over a reader: the camera stays released while paused.
         run.client.request("pause")
         fd = os.open(node, os.O_RDWR)
         try:
-            time.sleep(0.8)
+            wait_for(lambda: run.session.tracker.active, timeout=20)  # the reader counts: only the pause holds
             assert daemon.source._cap is None
             run.client.request("resume")
-            wait_for(lambda: daemon.source._cap is not None, timeout=1.0)
+            wait_for(lambda: daemon.source._cap is not None, timeout=20)
         finally:
             os.close(fd)
 

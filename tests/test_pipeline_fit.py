@@ -34,35 +34,34 @@ def _disk_size(out: np.ndarray) -> tuple[int, int]:
 
 @pytest.mark.parametrize("camera", [(640, 480), (1280, 800), (960, 720)])
 def test_a_round_disk_stays_round_in_the_output(camera: tuple[int, int]) -> None:
-    config = build_config({"output": {"width": 1280, "height": 720, "sinks": []}, "upscale": {"mode": "off"}})
-    out = Pipeline(config, segmenter=None).process(_disk_frame(*camera))  # no segmenter: the frame as it comes
+    config = build_config({"preset": "off", "output": {"width": 1280, "height": 720, "sinks": []},
+                           "upscale": {"mode": "off"}})
+    out = Pipeline(config, segmenter=None).process(_disk_frame(*camera))  # passthrough: the frame as it comes
     assert out.shape == (720, 1280, 3) and out.flags.c_contiguous
     w, h = _disk_size(out)
     assert abs(w / h - 1) < 0.03, (w, h)
 
 
-def test_stretch_keeps_the_old_behaviour() -> None:
-    config = build_config({"output": {"width": 1280, "height": 720, "sinks": [], "fit": "stretch"},
+def test_stretch_stretches_the_frame_to_the_output() -> None:
+    config = build_config({"preset": "off", "output": {"width": 1280, "height": 720, "sinks": [], "fit": "stretch"},
                            "upscale": {"mode": "off"}})
     w, h = _disk_size(Pipeline(config, segmenter=None).process(_disk_frame(640, 480)))
     assert w / h > 1.3  # 4:3 -> 16:9 stretched by 4/3
 
 
 def test_crop_takes_the_centre_as_before() -> None:
-    config = build_config({"output": {"sinks": [], "fit": "crop"}, "upscale": {"mode": "off"}})
+    config = build_config({"preset": "off", "output": {"sinks": [], "fit": "crop"}, "upscale": {"mode": "off"}})
     pipeline = Pipeline(config, segmenter=None)
     pipeline.process(_disk_frame(640, 480))
-    assert pipeline.framing.window == fit_window(640, 480, 1280, 720) == (0, 60, 640, 360)
+    assert pipeline.framing_window == fit_window(640, 480, 1280, 720) == (0, 60, 640, 360)
 
 
 class ColourSegmenter:
     """An ideal segmenter for the synthetic scenes: the person is the pixels of the person's colour."""
 
-    frame_levels: list[np.ndarray] = []
-
-    def process(self, frame: np.ndarray) -> np.ndarray:
+    def segment(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         person = np.all(np.abs(frame.astype(np.int16) - (120, 150, 200)) < 8, axis=2).astype(np.float32)
-        return cv2.resize(person, (256, 144), interpolation=cv2.INTER_AREA)
+        return cv2.resize(person, (256, 144), interpolation=cv2.INTER_AREA), []
 
 
 @pytest.mark.parametrize("camera", [(720, 1280), (720, 1080)])
@@ -78,23 +77,23 @@ def test_auto_fit_frames_the_head_of_an_upright_phone(camera: tuple[int, int]) -
     for _ in range(3):
         out = pipeline.process(frame)
     assert out.shape == (720, 1280, 3)
-    assert head_inside(person.face(), pipeline.framing.window, camera)
-    assert person.face().h / pipeline.framing.window[3] <= 0.5
+    assert head_inside(person.face(), pipeline.framing_window, camera)
+    assert person.face().h / pipeline.framing_window[3] <= 0.5
 
 
 def test_framing_mode_switches_through_vcam_set() -> None:
     from vcam.config import ConfigError
     from vcam.live_config import LiveConfig
 
-    config = build_config({"output": {"sinks": []}, "upscale": {"mode": "off"}})
+    config = build_config({"preset": "off", "output": {"sinks": []}, "upscale": {"mode": "off"}})
     pipeline = Pipeline(config, segmenter=None)
     live = LiveConfig(config, pipeline.configure)  # what `vcam set` and the control API's "set" go through
     frame = _disk_frame(1280, 720)
     pipeline.process(frame)
-    assert pipeline.framing.window is None  # a 16:9 camera passes as it is
+    assert pipeline.framing_window is None  # a 16:9 camera passes as it is
     live.set_field("framing.mode", "auto")
     pipeline.process(frame)
-    assert pipeline.framing.window == (0, 0, 1280, 720)  # nobody found yet: the whole frame, now framed
+    assert pipeline.framing_window == (0, 0, 1280, 720)  # nobody found yet: the whole frame, now framed
     with pytest.raises(ConfigError, match="framing.mode"):
         live.set_field("framing.mode", "follow")
     assert pipeline.config.framing.mode == "auto"  # the refused change left the running config alone
@@ -109,17 +108,17 @@ def test_a_zoomed_in_window_goes_through_super_resolution() -> None:
     pipeline = Pipeline(config, segmenter=ColourSegmenter())  # type: ignore[arg-type]
     for _ in range(3):
         out = pipeline.process(frame)
-    x0, y0, w, h = pipeline.framing.window
+    x0, y0, w, h = pipeline.framing_window
     assert h < 720 and w % 4 == 0 and h % 4 == 0  # cropped in (any window size the operator picks works)
     assert out.shape == (720, 1280, 3)
-    assert head_inside(person.face(), pipeline.framing.window, (1280, 720))
+    assert head_inside(person.face(), pipeline.framing_window, (1280, 720))
 
 
 def test_a_window_size_change_keeps_super_resolution_working() -> None:
-    """A zoom hands the upscaler frames of a new size: its person box from the old size must not be reused."""
+    """A zoom hands the upscaler frames of a new size, super-resolution on: each comes out at the output size."""
     from tests.framing_scenes import Person, draw_people
 
-    config = build_config({"output": {"sinks": [], "fit": "stretch"}})  # the frames reach the upscaler as they are
+    config = build_config({"output": {"sinks": [], "fit": "stretch"}, "upscale": {"mode": "on"}})  # frames as they are
     pipeline = Pipeline(config, segmenter=ColourSegmenter())  # type: ignore[arg-type]
     for height in (408, 408, 404, 404):  # the person reaches the bottom edge in both sizes
         frame, _ = draw_people(720, height, [Person(360, 150, 150)])

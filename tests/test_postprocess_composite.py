@@ -198,9 +198,9 @@ def test_frame_size_change_reallocates_cleanly(scene) -> None:
 def test_refiner_hints_give_the_same_composite(scene, settings, mask_settings) -> None:
     frames, _ = scene
     refiner = MaskRefiner(mask_settings)
-    alpha = refiner.process(segment(frames[2]), frames[2])
+    alpha, hints = refiner.refine(segment(frames[2]), frames[2])
     comp = Compositor(settings)
-    shared = comp.process(frames[2], alpha, refiner.hints).copy()
+    shared = comp.process(frames[2], alpha, hints).copy()
     alone = comp.process(frames[2], alpha)
     # the blur and light-wrap weights come from the work-resolution alpha instead of a downscale of its upscale:
     # small differences on few pixels; the person's interior is identical
@@ -211,7 +211,6 @@ def test_refiner_hints_give_the_same_composite(scene, settings, mask_settings) -
     # the tiles found from the small alpha give exactly the full-size blend
     bg = cv2.GaussianBlur(frames[2], (0, 0), 8)
     out = bg.copy()
-    hints = refiner.hints
     TileBlender().blend(frames[2], alpha, out, alpha_small=hints.alpha_small, alpha_level=hints.alpha_level)
     assert np.array_equal(out, blend_full(frames[2], bg, alpha, bg.copy()))
 

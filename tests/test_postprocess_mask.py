@@ -158,36 +158,17 @@ def _edge_offset(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_temporal_smoothing_does_not_lag_on_a_moving_edge() -> None:
     # A real frame panned 12 px per frame (a window sliding over it): the person's edges move fast; the smoothed
-    # alpha must stay with the unsmoothed one (no trail) within 3 px. (The motion-adaptive smoother; the
-    # motion-compensated default has its own test in test_temporal_flow.py.)
+    # alpha must stay with the unsmoothed one (no trail) within 3 px.
     (big,) = read_demo_frames(1)
     w, h, step = 960, 540, 12
     frames = [np.ascontiguousarray(big[90:90 + h, x:x + w]) for x in range(0, 12 * step, step)]
     masks = [segment(f) for f in frames]
     off = MaskRefiner(MaskSettings(temporal_strength=0.0))
-    on = MaskRefiner(MaskSettings(motion_compensate=False, temporal_strength=0.95, motion_jump=0.6))
+    on = MaskRefiner(MaskSettings(temporal_strength=0.95))
     for f, m in zip(frames, masks):
         a_off = off.process(m, f)
         a_on = on.process(m, f)
     assert _edge_offset(a_on, a_off) <= 3.0
-
-
-def test_moving_rate_smooths_small_moves_without_losing_the_edge() -> None:
-    # A real frame panned slowly (3 px per frame): below 1, moving_rate smooths the mask where the image moves too
-    # (less frame-to-frame change than following at once), and the edge stays within a few px of the unsmoothed one.
-    (big,) = read_demo_frames(1)
-    w, h, step = 960, 540, 3
-    frames = [np.ascontiguousarray(big[90:90 + h, x:x + w]) for x in range(0, 16 * step, step)]
-    masks = [segment(f) for f in frames]
-    runs = {}
-    for rate in (1.0, 0.7):
-        r = MaskRefiner(MaskSettings(motion_compensate=False, temporal_strength=0.85, motion_jump=0.6,
-                                     moving_rate=rate))
-        runs[rate] = [r.process(m, f).copy() for f, m in zip(frames, masks)]
-    off = MaskRefiner(MaskSettings(temporal_strength=0.0))
-    a_off = [off.process(m, f).copy() for f, m in zip(frames, masks)]
-    assert _changes(runs[0.7]) < _changes(runs[1.0])
-    assert _edge_offset(runs[0.7][-1], a_off[-1]) <= 3.0
 
 
 def test_frame_size_change_reallocates_cleanly(clip) -> None:
@@ -236,19 +217,17 @@ def test_segmenter_halvings_are_reused_and_give_the_same_alpha(clip) -> None:
     frames, _ = clip
     own, shared = MaskRefiner(), MaskRefiner()
     for frame in frames[:6]:
-        mask = seg.process(frame)
-        levels = seg.frame_levels
+        mask, levels = seg.segment(frame)
         assert [lv.shape for lv in levels] == [(360, 640, 3), (180, 320, 3)]
         expected = own.process(mask, frame).copy()
-        got = shared.process(mask, frame, levels)
+        got, hints = shared.refine(mask, frame, levels)
         np.testing.assert_array_equal(got, expected)
-        assert shared.hints is not None and shared.hints.frame_levels[0] is levels[0]
+        assert hints.frame_levels[0] is levels[0]
     # levels that are not halvings of this frame are ignored, not trusted
     wrong = [np.zeros((360, 640, 3), np.uint8)]
     np.testing.assert_array_equal(shared.process(mask, frames[0], wrong[:0]), own.process(mask, frames[0]))
     bad = [np.zeros((361, 640, 3), np.uint8)]
-    shared.process(mask, frames[0], bad)
-    assert shared.hints.frame_levels[0] is not bad[0]
+    assert shared.refine(mask, frames[0], bad)[1].frame_levels[0] is not bad[0]
 
 
 def test_bench_reference_baseline_costs_more_than_vcam() -> None:

@@ -43,6 +43,7 @@ def test_linux_unit_runs_this_interpreter_and_is_enabled(config_home: Path) -> N
     unit.read_string(path.read_text())
     assert shlex.split(unit["Service"]["ExecStart"]) == ["/opt/venvs/my vcam/bin/python", "-m", "vcam", "run"]
     assert unit["Service"]["Restart"] == "on-failure"
+    assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"  # `systemctl --user reload vcam`: SIGHUP
     assert unit["Install"]["WantedBy"] == "default.target"
     assert unit["Unit"]["StartLimitBurst"] == "5"  # a [Unit] key since systemd 230
     assert run.commands == [["systemctl", "--user", "daemon-reload"],

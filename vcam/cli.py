@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _checked_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's overrides; a clear exit (no traceback) when one is invalid."""
+    from .config import ConfigError
+
+    try:
+        return _overrides(args)
+    except ConfigError as exc:
+        raise SystemExit(f"invalid configuration:\n{exc}") from None
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -54,9 +65,12 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _load(args: argparse.Namespace):
     from .config import ConfigError, default_config_path, ensure_config_file, load_config
 
-    path = Path(args.config) if args.config else default_config_path()
+    path = Path(args.config).expanduser() if args.config else default_config_path()
     if not args.config:
         ensure_config_file(path)
+    elif not path.exists():
+        raise SystemExit(f"config file {path} does not exist (--config names a file to read; without --config "
+                         f"vcam uses {default_config_path()} and creates it when missing)")
     try:
         return path, load_config(path, _overrides(args))
     except ConfigError as exc:
@@ -76,6 +90,10 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
         daemon = Daemon(config)
         session = build_session(config, path, read_config_file(path) if path else None, cli_overrides,
                                 daemon=daemon, on_demand=on_demand)
+        # Before anything can be seen running: a signal sent as soon as the control socket answers is handled.
+        signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+        if hasattr(signal, "SIGHUP"):  # the daemon convention: SIGHUP re-reads the config
+            signal.signal(signal.SIGHUP, lambda *_: _reload_in_background(session))
         session.start()
     except (SinkError, ModelError, LookupError) as exc:
         log.error("%s", exc)
@@ -86,7 +104,6 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
             log.info("preview page: %s", url)
     if banner:
         log.info("%s", banner)
-    signal.signal(signal.SIGTERM, lambda *_: daemon._stop.set())
     try:
         daemon.wait(seconds)
     except KeyboardInterrupt:
@@ -97,16 +114,52 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
     return 1 if status["source_state"] == "stopped" and status["frames_captured"] == 0 else 0
 
 
+def _reload_in_background(session) -> None:
+    """SIGHUP: reload on a thread of its own (the signal arrives on the main thread, which may hold no lock)."""
+    from .config import ConfigError
+
+    def reload() -> None:
+        if session.live.path is None:
+            log.warning("SIGHUP: no config file to reload (started without one)")
+            return
+        try:
+            session.live.reload()
+        except ConfigError:
+            pass  # logged and shown in `vcam status` by reload()
+
+    log.info("SIGHUP: reloading the config")
+    threading.Thread(target=reload, name="sighup-reload", daemon=True).start()
+
+
+def demo_output_path() -> Path:
+    """Where ``vcam demo`` writes its y4m: the user's own runtime dir (``$XDG_RUNTIME_DIR/vcam``), else
+    ``~/.cache/vcam`` (``$XDG_CACHE_HOME``), created 0700 and checked to be ours; never the shared temp dir."""
+    from .control import private_dir
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        folder = Path(runtime) / "vcam"
+    else:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vcam"
+    private_dir(folder)
+    return folder / "demo.y4m"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path, config = _load(args)
     return _run_daemon(config, seconds=args.seconds, path=path, cli_overrides=_overrides(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .config import build_config, deep_merge
+    from .config import ConfigError, build_config, deep_merge
     from .sinks.virtual import VirtualCameraSink
 
-    sinks = [f"mjpeg:{args.port}", f"y4m:{args.y4m or Path(tempfile.gettempdir()) / 'vcam-demo.y4m'}"]
+    try:
+        y4m = args.y4m or demo_output_path()
+    except OSError as exc:
+        log.error("cannot prepare the demo output folder: %s (pass --y4m PATH)", exc)
+        return 2
+    sinks = [f"mjpeg:{args.port}", f"y4m:{y4m}"]
     try:  # add the virtual device only where one exists, so the demo works everywhere
         probe = VirtualCameraSink()
         probe.open(args.width, args.height, 30)
@@ -115,8 +168,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except Exception as exc:
         log.info("no virtual camera device (%s); showing preview and y4m only", str(exc).splitlines()[0])
     data = deep_merge({"source": {"device": "demo"}, "output": {"sinks": sinks, "width": args.width,
-                                                                 "height": args.height}}, _overrides(args))
-    config = build_config(data, origin="demo")
+                                                                 "height": args.height}}, _checked_overrides(args))
+    try:
+        config = build_config(data, origin="demo")
+    except ConfigError as exc:
+        raise SystemExit(f"invalid configuration:\n{exc}") from None
     banner = (f"demo: playing the bundled clip through preset '{config.preset}'. Open the preview page above; "
               f"Chromium can read {sinks[1][4:]} with --use-file-for-fake-video-capture. Ctrl+C stops.")
     # The demo clip is no camera to save: keep it playing whether or not an app reads the virtual camera.
@@ -169,7 +225,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     w, h = _parse_size(args.size)
     camera_size = _parse_size(args.camera_size) if args.camera_size else None
     result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
-                       segmenter=args.model or "auto", overrides=_overrides(args), camera_size=camera_size,
+                       segmenter=args.model or "auto", overrides=_checked_overrides(args), camera_size=camera_size,
                        reference=args.reference)
     if not args.json:
         for key, value in result.items():
@@ -187,6 +243,30 @@ def cmd_soak(args: argparse.Namespace) -> int:
             print(f"{key:>24}: {value}")
     print(json.dumps(result))
     return 0 if result["ok"] else 1
+
+
+def _add_measurement_commands(sub) -> None:
+    """``vcam bench`` and ``vcam soak``: the commands behind the performance and reliability figures."""
+    p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
+    p.add_argument("--source", default="demo", help="video file or demo")
+    p.add_argument("--size", default="1280x720", help="output WIDTHxHEIGHT")
+    p.add_argument("--camera-size", help="downscale source frames to WIDTHxHEIGHT first (a low-res camera)")
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--preset", default="blur")
+    p.add_argument("--model", help="segmenter to use (default: auto)")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--reference", action="store_true",
+                   help="also time Linux-Fake-Background-Webcam's blur mode on the same frames and print the ratio")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
+    p.add_argument("--no-file", action="store_true",
+                   help="leave out the mp4 file sink (its muxer's index grows with every frame until it is closed)")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.set_defaults(func=cmd_soak)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="play the bundled demo clip through the effects to a preview page")
     common(p)
     p.add_argument("--port", type=int, default=8765, help="preview port on 127.0.0.1")
-    p.add_argument("--y4m", help="also write the output here (default: TMPDIR/vcam-demo.y4m)")
+    p.add_argument("--y4m", help="also write the output here (default: $XDG_RUNTIME_DIR or ~/.cache, vcam/demo.y4m)")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
@@ -226,37 +306,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="measure per-stage and whole-frame cost at one thread")
-    p.add_argument("--source", default="demo", help="video file or demo")
-    p.add_argument("--size", default="1280x720", help="output WIDTHxHEIGHT")
-    p.add_argument("--camera-size", help="downscale source frames to WIDTHxHEIGHT first (a low-res camera)")
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--preset", default="blur")
-    p.add_argument("--model", help="segmenter to use (default: auto)")
-    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
-    p.add_argument("--reference", action="store_true",
-                   help="also time Linux-Fake-Background-Webcam's blur mode on the same frames and print the ratio")
-    p.add_argument("--json", action="store_true", help="print only the JSON line")
-    p.set_defaults(func=cmd_bench)
-
     from .cli_control import add_commands  # status, toggle, preset, set, pause, resume, reload, doctor, ...
 
     add_commands(sub)
 
-    p = sub.add_parser("soak", help="run the demo through every sink for N minutes; report drops, timing, RSS")
-    p.add_argument("--minutes", type=float, default=2.0)
-    p.add_argument("--load", type=int, default=0, help="extra busy processes loading other cores")
-    p.add_argument("--no-file", action="store_true",
-                   help="leave out the mp4 file sink (its muxer's index grows with every frame until it is closed)")
-    p.add_argument("--json", action="store_true", help="print only the JSON line")
-    p.set_defaults(func=cmd_soak)
+    _add_measurement_commands(sub)
     return parser
+
+
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command stopped by SIGPIPE (`vcam status | head -1`)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    return args.func(args)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not fail again
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

@@ -28,6 +28,24 @@ def _request(cmd: str, **args: Any) -> dict[str, Any] | int:
         return EXIT_REFUSED
 
 
+def refusal_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the daemon refuses right now, as (label, message) pairs for `vcam status` and the tray: a config file
+    that did not reload, and a live change that was refused (the config path prefix is left out)."""
+    file_error, change_error = s.get("config_file_error"), s.get("change_error")
+    if not (file_error or change_error) and s.get("config_error"):  # a daemon that reports only the joined text
+        file_error = s["config_error"]
+    path = s.get("config_path")
+    out = []
+    for label, text in (("config file not applied, last good kept", file_error),
+                        ("change refused, nothing changed", change_error)):
+        if text:
+            text = str(text)
+            if path and text.startswith(f"{path}: "):
+                text = text[len(path) + 2:]
+            out.append((label, text))
+    return out
+
+
 def format_status(s: dict[str, Any]) -> str:
     camera = {"on": f"on ({s.get('source_state')})", "paused": "PAUSED (camera released)",
               "idle": "idle: no app is reading the virtual camera (camera released)"}.get(s.get("camera"),
@@ -50,11 +68,17 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"  config {s['config_path']} (presets: {', '.join(s.get('presets', []))})")
     if s.get("runtime_changes"):
         lines.append(f"  changed since start: {json.dumps(s['runtime_changes'])}")
-    if s.get("config_error"):
-        lines.append("  CONFIG ERROR, running on the last good settings:")
-        lines += [f"    {line}" for line in str(s["config_error"]).splitlines()]
+    for label, text in refusal_lines(s):
+        lines.append(f"  CONFIG ERROR: {label}:")
+        lines += [f"    {line}" for line in text.splitlines()]
     if s.get("last_error"):
         lines.append(f"  last error: {s['last_error']}")
+    if s.get("fail_closed"):
+        lines.append(f"  FAILING CLOSED (whole frame blurred): {s['fail_closed']}")
+    if s.get("processing_stalled_s"):
+        lines.append(f"  PROCESSING STALLED for {s['processing_stalled_s']} s while the camera is live")
+    if s.get("processing_errors"):
+        lines.append(f"  processing errors: {s['processing_errors']} (last: {s.get('last_processing_error')})")
     return "\n".join(lines)
 
 

@@ -64,14 +64,12 @@ class OutputSettings(_Section):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from .sinks import sink_spec_problem  # the sink registry is the one list of sinks and their rules
+
         for spec in v:
-            kind, _, arg = spec.partition(":")
-            if kind not in ("virtual", "y4m", "mjpeg", "file"):
-                raise ValueError(f"unknown sink {spec!r}; allowed: virtual[:DEV], y4m:PATH, mjpeg:PORT, file:PATH")
-            if kind in ("y4m", "file") and not arg:
-                raise ValueError(f"sink {kind!r} needs a path: {kind}:PATH")
-            if kind == "mjpeg" and arg and not (arg.isdigit() and int(arg) < 65536):
-                raise ValueError(f"mjpeg port must be 0-65535, got {arg!r}")
+            problem = sink_spec_problem(spec)
+            if problem is not None:
+                raise ValueError(problem)
         return v
 
 
@@ -126,21 +124,50 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_NESTING = 16  # deeper tables or arrays than any setting needs are refused before anything recurses into them
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    """repr() for an error message: shortened, and safe for values whose repr fails (a 5000-digit int)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_nesting(data: Any, origin: str, limit: int = MAX_NESTING) -> None:
+    """ConfigError when ``data`` nests tables/arrays deeper than ``limit`` (walked without recursion)."""
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list, tuple)):
+            if depth >= limit:
+                raise ConfigError(f"{origin}: values nested more than {limit} levels deep; no setting needs that")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+
+
 def _format_errors(exc: ValidationError, origin: str) -> str:
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = err.get("input")
-        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        got_text = "" if isinstance(got, dict) else f" (got {_short_repr(got)})"
         lines.append(f"{origin}: {field}: {err['msg']}{got_text}")
     return "\n".join(lines)
 
 
 def build_config(file_data: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-                 origin: str = "config") -> Config:
-    """Layer defaults, preset, file sections and overrides into a validated ``Config``."""
+                 origin: str = "config", check_files: bool = True, running: Config | None = None) -> Config:
+    """Layer defaults, preset, file sections and overrides into a validated ``Config``. With ``check_files``
+    the files that settings name are resolved (``~``, ``$VAR``) and checked (``vcam.file_checks``; files the
+    ``running`` config already holds are not checked again)."""
     file_data = file_data or {}
     overrides = overrides or {}
+    check_nesting(file_data, origin)
+    check_nesting(overrides, origin)
     layered = deep_merge(file_data, overrides)
     preset_name = layered.get("preset", "blur")
     user_presets = layered.get("presets", {})
@@ -151,23 +178,40 @@ def build_config(file_data: dict[str, Any] | None = None, overrides: dict[str, A
         raise ConfigError(f"{origin}: preset: unknown preset {preset_name!r}; allowed: {', '.join(presets)}")
     data = deep_merge(presets[preset_name], layered)
     try:
-        return Config(**data)
+        config = Config(**data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from None
     except TypeError as exc:  # e.g. a section given as a scalar
         raise ConfigError(f"{origin}: {exc}") from None
+    return _checked_files(config, origin, running) if check_files else config
+
+
+def _checked_files(config: Config, origin: str, running: Config | None) -> Config:
+    from .file_checks import FileCheckError, check_config_files
+
+    try:
+        return check_config_files(config, running)
+    except FileCheckError as exc:
+        raise ConfigError(f"{origin}: {getattr(exc, 'field', 'file')}: {exc}") from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse the TOML file (no validation yet); a missing file is an empty one."""
-    if not path.exists():
+    """Parse the TOML file (no validation yet); a missing file is an empty one. The file is read without
+    blocking (a FIFO is refused) and at most 1 MiB of it."""
+    from .file_checks import FileCheckError, read_regular_file
+
+    if not path.exists() and not path.is_symlink():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES, allow_empty=True).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ConfigError(f"{path}: values nested too deeply; no setting needs that") from None
+    except FileCheckError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text ({exc.reason})") from None
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -184,6 +228,8 @@ def parse_override(assignment: str) -> dict[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # bare words are strings: mode=blur
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()}: value nested too deeply; no setting needs that") from None
     out: dict[str, Any] = {}
     node = out
     parts = key.strip().split(".")

@@ -18,12 +18,14 @@ import json
 import logging
 import os
 import secrets
+import selectors
 import socket
 import stat
 import struct
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
-CLIENT_TIMEOUT_S = 5.0  # a connected client that sends nothing for this long is dropped
-MAX_CONNECTIONS = 8
+CLIENT_TIMEOUT_S = 5.0  # a connection is closed this long after it was accepted, whatever it sends
+MAX_CONNECTIONS = 8  # open at once; a new one closes the oldest
+MAX_REQUESTS_PER_CONNECTION = 16
+SELECT_INTERVAL_S = 0.1
+ACCEPT_BACKOFF_S = 0.1
 COMMANDS = ("ping", "status", "toggle", "blur", "beauty", "preset", "set", "pause", "resume", "reload")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -67,7 +72,7 @@ def default_address() -> Path:
     return runtime_dir() / ("control.json" if use_tcp() else "control.sock")
 
 
-def _private_dir(path: Path) -> None:
+def private_dir(path: Path) -> None:
     """Create ``path`` as a 0700 directory owned by us; refuse one someone else owns or a symlink."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = os.lstat(path)
@@ -99,8 +104,21 @@ def peer_allowed(conn: socket.socket) -> bool:
 
 
 # ----- server --------------------------------------------------------------------------------------------
+class _Conn:
+    """One client connection: what it sent so far and when it must be done."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline, self.buf, self.requests = sock, deadline, b"", 0
+
+
 class ControlServer:
-    """Answers requests with ``handler`` on a background thread (one short-lived thread per connection)."""
+    """Answers requests with ``handler`` on one background thread that multiplexes every connection.
+
+    Each connection has an overall deadline (``CLIENT_TIMEOUT_S`` from its accept, not per read) and at most
+    ``MAX_CONNECTIONS`` are open: a new client closes the oldest, so clients that connect and stall cannot lock
+    out the next one (the tray, ``vcam status``). An accept that fails (out of file descriptors) is retried
+    after a pause; the server never stops on it.
+    """
 
     def __init__(self, handler: Handler, address: Path | None = None, tcp: bool | None = None) -> None:
         self.handler = handler
@@ -108,16 +126,19 @@ class ControlServer:
         self.tcp = use_tcp() if tcp is None else tcp
         self.token = secrets.token_hex(32) if self.tcp else None
         self.refused = 0  # connections refused for another user's credentials or a bad token
+        self.accept_errors = 0
+        self.evicted = 0  # connections closed to make room for a newer one
+        self.client_timeout = CLIENT_TIMEOUT_S
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._conns: dict[int, _Conn] = {}
 
     def start(self) -> None:
-        _private_dir(self.address.parent)
+        private_dir(self.address.parent)
         self._sock = self._bind_tcp() if self.tcp else self._bind_unix()
         self._sock.listen(16)
-        self._sock.settimeout(0.5)
+        self._sock.setblocking(False)
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
         self._thread.start()
         log.info("control API on %s", self.address)
@@ -162,78 +183,143 @@ class ControlServer:
 
     def _serve(self) -> None:
         assert self._sock is not None
-        while not self._stop.is_set():
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, selectors.EVENT_READ, None)
             try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                raise
-            if not self.tcp and not peer_allowed(conn):
-                self.refused += 1
-                log.warning("control: refused a connection from uid %s (only uid %d may control vcam)",
-                            peer_uid(conn), os.getuid())
-                _send(conn, {"ok": False, "error": "permission denied: this vcam belongs to another user"})
-                conn.close()
-                continue
-            if not self._slots.acquire(blocking=False):
-                _send(conn, {"ok": False, "error": "busy: too many control connections"})
-                conn.close()
-                continue
-            threading.Thread(target=self._handle, args=(conn,), name="control-conn", daemon=True).start()
+                while not self._stop.is_set():
+                    for key, _ in selector.select(timeout=SELECT_INTERVAL_S):
+                        if key.data is None:
+                            self._accept(selector)
+                        else:
+                            self._read(selector, key.data)
+                    self._expire(selector)
+            finally:
+                for conn in list(self._conns.values()):
+                    self._close(selector, conn)
 
-    def _handle(self, conn: socket.socket) -> None:
+    def _accept(self, selector: selectors.BaseSelector) -> None:
         try:
-            conn.settimeout(CLIENT_TIMEOUT_S)
-            buf = b""
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except (TimeoutError, OSError):
-                    return
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        _send(conn, self.answer(line))
-                if len(buf) > MAX_REQUEST_BYTES:
-                    _send(conn, {"ok": False, "error": f"request larger than {MAX_REQUEST_BYTES} bytes"})
-                    return
-        finally:
-            conn.close()
-            self._slots.release()
+            sock, _ = self._sock.accept()  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE/ENFILE/ENOBUFS: wait for descriptors to free up, then go on
+            self.accept_errors += 1
+            if self.accept_errors == 1 or self.accept_errors % 100 == 0:
+                log.error("control: cannot accept a connection (%s; %d times so far); retrying",
+                          exc.strerror or exc, self.accept_errors)
+            self._stop.wait(ACCEPT_BACKOFF_S)
+            return
+        if not self.tcp and not _peer_allowed_safely(sock):
+            self.refused += 1
+            log.warning("control: refused a connection from another user (only uid %d may control vcam)",
+                        os.getuid())
+            sock.setblocking(False)
+            _send(sock, {"ok": False, "error": "permission denied: this vcam belongs to another user"})
+            sock.close()
+            return
+        if len(self._conns) >= MAX_CONNECTIONS:
+            oldest = min(self._conns.values(), key=lambda c: c.deadline)
+            _send(oldest.sock, {"ok": False, "error": "dropped: too many open control connections"})
+            self._close(selector, oldest)
+            self.evicted += 1
+        sock.setblocking(False)
+        conn = _Conn(sock, time.monotonic() + self.client_timeout)
+        self._conns[sock.fileno()] = conn
+        selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _read(self, selector: selectors.BaseSelector, conn: _Conn) -> None:
+        try:
+            chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close(selector, conn)
+            return
+        conn.buf += chunk
+        while b"\n" in conn.buf:
+            line, conn.buf = conn.buf.split(b"\n", 1)
+            if not line.strip():
+                continue
+            conn.requests += 1
+            if not _send(conn.sock, self.answer(line)) or conn.requests >= MAX_REQUESTS_PER_CONNECTION:
+                self._close(selector, conn)
+                return
+        if len(conn.buf) > MAX_REQUEST_BYTES:
+            _send(conn.sock, {"ok": False, "error": f"request larger than {MAX_REQUEST_BYTES} bytes"})
+            self._close(selector, conn)
+
+    def _expire(self, selector: selectors.BaseSelector) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self._conns.values() if c.deadline <= now]:
+            _send(conn.sock, {"ok": False, "error": f"timeout: a connection may stay {self.client_timeout:g} s"})
+            self._close(selector, conn)
+
+    def _close(self, selector: selectors.BaseSelector, conn: _Conn) -> None:
+        self._conns.pop(conn.sock.fileno(), None)
+        try:
+            selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
 
     def answer(self, line: bytes) -> dict[str, Any]:
         """One request line -> one reply; never raises."""
+        try:
+            return self._answer(line)
+        except Exception as exc:  # a bug in a command must not take the control API down
+            log.exception("control request failed")
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}"}
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
         if len(line) > MAX_REQUEST_BYTES:
             return {"ok": False, "error": f"request larger than {MAX_REQUEST_BYTES} bytes"}
         try:
             request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return {"ok": False, "error": f"request is not JSON: {exc}"}
+        except RecursionError:
+            return {"ok": False, "error": "request is nested too deeply"}
+        except (ValueError, UnicodeDecodeError) as exc:  # bad JSON, or an integer of more than 4300 digits
+            return {"ok": False, "error": f"request is not JSON: {str(exc)[:200]}"}
         if not isinstance(request, dict):
             return {"ok": False, "error": "request must be a JSON object with a 'cmd'"}
         if self.tcp:
             token = request.pop("token", None)
-            if not isinstance(token, str) or not hmac.compare_digest(token, self.token or ""):
+            if not isinstance(token, str) or not hmac.compare_digest(token.encode("utf-8", "replace"),
+                                                                     (self.token or "").encode()):
                 self.refused += 1
                 return {"ok": False, "error": "permission denied: missing or wrong token"}
+        cmd = request.get("cmd")
         try:
             return self.handler(request)
-        except Exception as exc:  # a bug in a command must not take the control API down
-            log.exception("control request %r failed", request.get("cmd"))
-            return {"ok": False, "error": f"internal error: {exc}"}
+        except RecursionError:
+            return {"ok": False, "error": "request is nested too deeply"}
+        except Exception as exc:
+            log.exception("control request %s failed", _short(cmd))
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}"}
 
 
-def _send(conn: socket.socket, reply: dict[str, Any]) -> None:
+def _short(value: Any) -> str:
+    return value[:40] if isinstance(value, str) else type(value).__name__
+
+
+def _peer_allowed_safely(conn: socket.socket) -> bool:
     try:
-        conn.sendall(json.dumps(reply, default=str).encode() + b"\n")
+        return peer_allowed(conn)
     except OSError:
-        pass
+        return False
+
+
+def _send(conn: socket.socket, reply: dict[str, Any]) -> bool:
+    """Send one reply line without blocking; False when it could not all be sent (the client is not reading)."""
+    try:
+        data = json.dumps(reply, default=str).encode() + b"\n"
+    except (ValueError, TypeError, RecursionError):
+        data = b'{"ok": false, "error": "reply could not be encoded"}\n'
+    try:
+        return conn.send(data) == len(data)
+    except OSError:
+        return False
 
 
 def _answers(path: Path) -> bool:

@@ -165,8 +165,12 @@ def check_onnxruntime() -> list[Check]:
 def check_config(path: Path | None) -> tuple[list[Check], object | None]:
     from .config import Config, ConfigError, default_config_path, load_config
 
-    path = path or default_config_path()
+    named = path is not None
+    path = path.expanduser() if path else default_config_path()
     if not path.exists():
+        if named:  # `vcam run --config` refuses a missing file too
+            return [Check("config", "error", f"{path} does not exist",
+                          "check the path given to --config")], None
         return [Check("config", "info", f"{path} does not exist: built-in defaults are used",
                       None)], Config()
     try:
@@ -189,8 +193,9 @@ def check_daemon() -> list[Check]:
     except ControlError as exc:
         return [Check("daemon", "warn", str(exc), None)]
     if status.get("config_error"):
-        return [Check("daemon", "warn", "the running daemon rejected the last config edit and runs on the last "
-                      f"good settings:\n{status['config_error']}", "fix the config file; it reloads on save")]
+        return [Check("daemon", "warn", "the running daemon refused a config edit or change and runs on the last "
+                      f"good settings:\n{status['config_error']}", "fix what is named above; the config file "
+                      "reloads on save")]
     return [Check("daemon", "ok", f"vcam is running (camera {status.get('camera')}, preset {status.get('preset')})")]
 
 

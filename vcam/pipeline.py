@@ -1,8 +1,13 @@
-"""The per-frame chain of stages: segment -> resize/upscale -> beauty -> refine mask -> composite.
+"""The per-frame flow: an ordered list of stages, built from the settings, run over one :class:`FrameContext`.
 
-One ``Pipeline.process`` call turns a camera frame into an output frame. Each stage is a small object from
-``vcam.postprocess`` (or the segmenter runtime) with its own buffers and state; this module only orders them,
-skips the ones the settings switch off, and times them.
+    fit -> segment -> guard -> upscale -> beauty -> refine -> composite -> debug
+
+``fit`` (aspect/framing), ``upscale`` (resize to the output size), ``composite`` and ``debug`` always run;
+``segment``, ``guard`` and ``refine`` only in a background mode, ``beauty`` only when it is on. Each stage reads
+and writes the context by name (see :mod:`vcam.stages`); the pipeline orders them, times them and supervises
+them: a stage that raises never stops frames. What then happens to the frame is the stage's ``on_error``; on
+the safe path the frame is the camera frame at the output size, blurred beyond recognition in a background mode
+(:func:`~vcam.failsafe.fail_closed_picture`), so a failure never shows the room that mode is meant to hide.
 """
 
 from __future__ import annotations
@@ -15,148 +20,154 @@ import cv2
 import numpy as np
 
 from .config import Config
-from .postprocess.beauty import BeautyStage
-from .postprocess.beauty import default_model_path as yunet_model_path
-from .postprocess.composite import Compositor, render_mask_debug
-from .postprocess.framing_stage import FramingStage, centre_window, same_aspect
-from .postprocess.mask import MaskRefiner
-from .postprocess.upscale import Upscaler
-from .postprocess.upscale import default_model_path as sr_model_path
+from .failsafe import ErrorLog, MaskGuard, fail_closed_picture
+from .frame import FrameContext, PreviousFrame
 from .segmenter import Segmenter
+from .stages import (
+    AspectFit,
+    Beauty,
+    Composite,
+    DebugView,
+    GuardMask,
+    Refine,
+    Resize,
+    Segment,
+    Stage,
+    fit_window,
+)
 
 log = logging.getLogger(__name__)
-STAGES = ("framing", "segment", "upscale", "beauty", "refine", "composite")
+STAGES = ("fit", "segment", "guard", "upscale", "beauty", "refine", "composite", "debug")
 
-
-def fit_window(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int] | None:
-    """The centred window (x0, y0, w, h), even-sized, of a ``width`` x ``height`` frame that has the output's
-    aspect ratio (``output.fit = "crop"``); None when the frame already has it (within 1%)."""
-    if same_aspect(width, height, out_width, out_height):
-        return None
-    return centre_window(width, height, out_width, out_height)
+__all__ = ["Pipeline", "STAGES", "fit_window", "placeholder_frame"]
 
 
 class Pipeline:
-    def __init__(self, config: Config, segmenter: Segmenter | None) -> None:
-        """``segmenter`` None is the safe full-frame mode: frames pass through without a background effect."""
+    def __init__(self, config: Config, segmenter: Segmenter | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``segmenter`` None: no mask can be made, so a background mode fails closed (see the module doc)."""
         self.config = config
-        self.segmenter = segmenter
         self.out_size = (config.output.width, config.output.height)
-        self.refiner = MaskRefiner(config.mask)
-        self.compositor = Compositor(config.background)
-        # Beauty and upscaling load models of their own: built on first use, so a plain blur never pays.
-        self._beauty: BeautyStage | None = None
-        self._upscaler: Upscaler | None = None
+        self.errors = ErrorLog(clock=clock)
+        self.previous = PreviousFrame()
+        self._fit = AspectFit(config)
+        self._segment = Segment(segmenter)
+        self._guard = GuardMask(MaskGuard(clock=clock))
+        self._resize = Resize(config)
+        self._beauty = Beauty(config)
+        self._refine = Refine(config)
+        self._composite = Composite(config)
+        self._debug = DebugView()
+        self.stages = self._ordered_stages()
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self.last_alpha: np.ndarray | None = None
-        self._last_frame: np.ndarray | None = None
-        self._beauty_found_face = False  # logged once, so a user (and the end-to-end test) can see it working
-        # framing (output.fit, [framing]): which window of the camera frame the later stages see
-        self.framing = FramingStage(config.framing, config.output.fit, self.out_size, face_model=yunet_model_path)
-        self._fit_logged: tuple[int, int, str] | None = None
-        self._framed_shape: tuple[int, ...] | None = None
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self._segment.segmenter
+
+    @segmenter.setter
+    def segmenter(self, segmenter: Segmenter | None) -> None:
+        self._segment.segmenter = segmenter
+        self._guard.reset()
+
+    @property
+    def framing_window(self) -> tuple[int, int, int, int] | None:
+        """The window of the camera frame the last frame showed (x0, y0, w, h in camera pixels, may reach outside
+        it where padded); None: the whole frame as it came."""
+        return self._fit.framing.window
+
+    @property
+    def background_mode(self) -> bool:
+        """A mode that hides the room (anything but ``passthrough``)."""
+        return self.config.background.mode != "passthrough"
+
+    def _ordered_stages(self) -> list[Stage]:
+        """The stages the settings ask for, in the order they run."""
+        masked = self.background_mode
+        stages: list[Stage | None] = [
+            self._fit,
+            self._segment if masked else None,
+            self._guard if masked else None,
+            self._resize,
+            self._beauty if self.config.beauty.enabled else None,
+            self._refine if masked else None,
+            self._composite,
+            self._debug,
+        ]
+        return [stage for stage in stages if stage is not None]
 
     def configure(self, config: Config) -> None:
-        """Swap settings between frames; stages keep their temporal state."""
-        if config.mask != self.config.mask:
-            self.refiner.configure(config.mask)
-        if config.background != self.config.background:
-            self.compositor.configure(config.background)
-        if self._beauty is not None and config.beauty != self.config.beauty:
-            self._beauty.configure(config.beauty)
-        if self._upscaler is not None and config.upscale != self.config.upscale:
-            self._upscaler.configure(config.upscale)
-        if (config.framing, config.output.fit) != (self.config.framing, self.config.output.fit):
-            self.framing.configure(config.framing, config.output.fit)
+        """Swap settings between frames; stages keep their temporal state. A stage that cannot take the new
+        settings is counted as an error and fails its frames closed until settings it can use arrive."""
         self.config = config
-
-    @property
-    def beauty(self) -> BeautyStage:
-        if self._beauty is None:
-            self._beauty = BeautyStage(self.config.beauty, model_path=yunet_model_path())
-        return self._beauty
-
-    @property
-    def upscaler(self) -> Upscaler:
-        if self._upscaler is None:
-            self._upscaler = Upscaler(self.config.upscale, model_path=sr_model_path())
-            log.info("camera frames differ from the %dx%d output: upscale stage on (super-resolution mode %s)",
-                     *self.out_size, self.config.upscale.mode)
-        return self._upscaler
+        for stage in (self._fit, self._resize, self._beauty, self._refine, self._composite):
+            try:
+                stage.configure(config)
+            except Exception as exc:  # noqa: BLE001 - any failure of a stage is supervised alike
+                self.errors.report(f"{stage.name} settings", exc)
+        self.stages = self._ordered_stages()
 
     def reset(self) -> None:
         """Drop temporal state (camera reopened, resolution changed)."""
-        for stage in (self.refiner, self.compositor, self._beauty, self._upscaler, self.framing):
-            if stage is not None:
-                stage.reset()
+        for stage in (self._fit, self._segment, self._guard, self._resize, self._beauty, self._refine,
+                      self._composite, self._debug):
+            stage.reset()
+        self.previous = PreviousFrame()
 
-    def _timed(self, name: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
-        # CPU time of this thread: what the stage costs, unaffected by other processes on a busy machine.
-        t0 = time.thread_time()
-        result = fn()
-        self.timings_ms[name] = (time.thread_time() - t0) * 1e3
-        return result
+    def run(self, frame: np.ndarray, want_debug: bool = False) -> FrameContext:
+        """Camera frame (BGR uint8, any even size) -> context whose ``output`` is the finished frame (BGR uint8,
+        output size), with ``debug`` when ``want_debug``."""
+        ctx = FrameContext(camera=frame, frame=frame, out_size=self.out_size, previous=self.previous,
+                           want_debug=want_debug)
+        for stage in self.stages:
+            t0 = time.thread_time()  # CPU time of this thread: unaffected by other processes on a busy machine
+            try:
+                stage.run(ctx)
+                if stage is self._composite:
+                    _check_output(ctx)
+            except Exception as exc:  # noqa: BLE001 - a stage failure must never stop frames
+                ctx.errors.append((stage.name, exc))
+                self.errors.report(stage.name, exc)
+                if not self._recover(stage, ctx, exc):
+                    break
+            finally:
+                ctx.timings_ms[stage.name] = (time.thread_time() - t0) * 1e3
+        self.timings_ms = {name: ctx.timings_ms.get(name, 0.0) for name in STAGES}
+        self.previous = PreviousFrame(alpha=ctx.alpha, faces=ctx.faces)
+        return ctx
 
-    @property
-    def needs_mask(self) -> bool:
-        return self.segmenter is not None and self.config.background.mode != "passthrough"
+    def _recover(self, stage: Stage, ctx: FrameContext, exc: Exception) -> bool:
+        """Apply ``stage.on_error`` after it raised; True when the remaining stages may run."""
+        if stage.on_error == "continue":
+            return True
+        if stage.on_error == "no-mask":
+            ctx.mask, ctx.levels = None, []
+            ctx.mask_problem = f"the {stage.name} stage failed: {type(exc).__name__}: {exc}"
+            return True
+        self.take_safe_path(ctx, f"the {stage.name} stage failed: {type(exc).__name__}: {exc}")
+        return False
+
+    def take_safe_path(self, ctx: FrameContext, reason: str) -> None:
+        """The camera frame at the output size; blurred beyond recognition in a background mode."""
+        ctx.alpha, ctx.debug = None, None
+        if self.background_mode:
+            ctx.fail_closed = reason
+            ctx.output = fail_closed_picture(ctx.camera, ctx.out_size)
+        else:
+            ctx.output = cv2.resize(ctx.camera, ctx.out_size, interpolation=cv2.INTER_AREA)
 
     def process(self, frame: np.ndarray) -> np.ndarray:
-        """Camera frame (BGR uint8, any even size) -> output frame (BGR uint8, output size)."""
-        for name in STAGES:
-            self.timings_ms[name] = 0.0
-        frame = self._timed("framing", lambda: self._fit_aspect(frame))
-        segmenter = self.segmenter
-        mask = self._timed("segment", lambda: segmenter.process(frame)) if segmenter and self.needs_mask else None
-        self.framing.observe(mask)  # framing: where the people are, for the next frame's window
-        # The segmenter's halvings of the frame save the refiner its own, while the frame is still that frame.
-        levels = segmenter.frame_levels if mask is not None else None
-        if (frame.shape[1], frame.shape[0]) != self.out_size:
-            frame = self._timed("upscale", lambda: self.upscaler.process(frame, mask, out_size=self.out_size))
-            levels = None
-        if self.config.beauty.enabled:
-            levels = None
-            # In place: the frame is this thread's own buffer and nothing reads the unsmoothed pixels afterwards.
-            frame = self._timed("beauty", lambda: self.beauty.process(frame, inplace=True))
-            if self.beauty.faces and not self._beauty_found_face:
-                self._beauty_found_face = True
-                log.info("beauty stage: smoothing the skin of %d face(s) (preset %s, strength %.2f)",
-                         len(self.beauty.faces), self.config.beauty.preset, self.config.beauty.strength)
-        self._last_frame = frame
-        if mask is None:
-            self.last_alpha = None
-            if self.config.background.mode != "passthrough":  # safe mode: no mask, no effect
-                return frame
-            return self._timed("composite", lambda: self.compositor.process(frame, None))
-        alpha = self._timed("refine", lambda: self.refiner.process(mask, frame, levels))
-        self.last_alpha = alpha
-        # The refiner's downscaled frame and work-resolution alpha save the compositor ~0.3 ms (same frame only).
-        return self._timed("composite", lambda: self.compositor.process(frame, alpha, self.refiner.hints))
+        """The finished frame alone (see :meth:`run`)."""
+        output = self.run(frame).output
+        assert output is not None
+        return output
 
-    # -- framing: the one place the camera frame's window is chosen (postprocess/framing_stage.py) ------------
-    def _fit_aspect(self, frame: np.ndarray) -> np.ndarray:
-        """The window of the camera frame the later stages see (``output.fit``, ``[framing]``): the frame
-        itself, a view of a crop, or a padded output-size frame; never a stretched picture."""
-        height, width = frame.shape[:2]
-        plan = self.framing.plan(width, height)
-        if self._fit_logged != (width, height, plan):
-            self._fit_logged = (width, height, plan)
-            if plan != "none":
-                log.info("camera frames %dx%d, %dx%d output: framing %s (output.fit = %s, framing.mode = %s)",
-                         width, height, *self.out_size, plan, self.config.output.fit, self.config.framing.mode)
-        framed = self.framing.process(frame, dt=1.0 / self.config.output.fps)
-        if framed.shape != self._framed_shape:  # a zoom: the upscaler's person box belongs to the old size
-            self._framed_shape = framed.shape
-            if self._upscaler is not None:
-                self._upscaler.reset()
-        return framed
-    # -- end framing ---------------------------------------------------------------------------------------
 
-    def debug_view(self) -> np.ndarray | None:
-        """The mask debug view of the last processed frame (for the preview page)."""
-        if self._last_frame is None or self.last_alpha is None:
-            return None
-        return render_mask_debug(self._last_frame, self.last_alpha)
+def _check_output(ctx: FrameContext) -> None:
+    out = ctx.output
+    if out is None or out.shape != (ctx.out_size[1], ctx.out_size[0], 3) or out.dtype != np.uint8:
+        shape = None if out is None else out.shape
+        raise ValueError(f"composite produced {shape}, not a {ctx.out_size[0]}x{ctx.out_size[1]} BGR frame")
 
 
 def placeholder_frame(width: int, height: int, text: str) -> np.ndarray:

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 log = logging.getLogger(__name__)
 
 
+class ModelCardError(LookupError):
+    """A model's card beside it cannot be used (not JSON, wrong fields); the message names the card."""
+
+
 class ModelCard(BaseModel):
     """What a model file's card says about it (docs/ARCHITECTURE.md)."""
 
@@ -42,10 +46,15 @@ class ModelCard(BaseModel):
 
     def verify(self) -> str | None:
         """None when the model file is present and matches its card's hash, else the problem."""
+        from .file_checks import MAX_MODEL_BYTES, FileCheckError, read_regular_file
+
         if not self.path.is_file():
             return f"{self.path} is missing"
         if self.sha256:
-            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            try:
+                digest = hashlib.sha256(read_regular_file(self.path, MAX_MODEL_BYTES)).hexdigest()
+            except FileCheckError as exc:
+                return str(exc)
             if digest != self.sha256:
                 return f"{self.path} is corrupt (sha256 {digest[:12]}... != card {self.sha256[:12]}...)"
         return None
@@ -99,8 +108,25 @@ def find_model(name_or_path: str, task: str) -> ModelCard:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".onnx":
         card_file = path.with_suffix(".json")
-        if card_file.is_file():
-            return ModelCard(**json.loads(card_file.read_text()), card_path=card_file.resolve())
+        if card_file.exists():
+            return _read_card(card_file)
         return ModelCard(name=path.stem, task=task, file=path.name, card_path=path.resolve().with_suffix(".json"))
     known = ", ".join(c.name for c in list_models(task)) or "none installed"
     raise LookupError(f"no {task} model named {name_or_path!r}; installed: {known}; or give a path to an .onnx file")
+
+
+def _read_card(card_file: Path) -> ModelCard:
+    """The card beside a model named by path; ``ModelCardError`` (a clear message) when it cannot be used."""
+    from .file_checks import FileCheckError, read_regular_file
+
+    try:
+        data = json.loads(read_regular_file(card_file, 1 << 20))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        data.pop("card_path", None)
+        return ModelCard(**data, card_path=card_file.resolve())
+    except FileCheckError as exc:
+        raise ModelCardError(f"model card {exc}") from None
+    except (ValueError, RecursionError, TypeError) as exc:  # JSON errors and pydantic's are ValueErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelCardError(f"model card {card_file} cannot be used ({reason}); fix it or delete it") from None

@@ -33,8 +33,14 @@ def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.log_severity_level = 3
+    from .file_checks import MAX_MODEL_BYTES, FileCheckError, read_regular_file
+
+    try:  # read here, without blocking: a FIFO or a huge file put in the model's place is refused
+        model = read_regular_file(path, MAX_MODEL_BYTES)
+    except FileCheckError as exc:
+        raise ModelError(f"cannot load model: {exc}") from None
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several exception types for unreadable/corrupt files
         raise ModelError(f"cannot load model {path}: {exc}") from exc
 
@@ -89,19 +95,19 @@ class Segmenter:
         self._levels_used = level
         return cv2.resize(frame, (self.width, self.height), dst=self._small, interpolation=cv2.INTER_LINEAR)
 
-    @property
-    def frame_levels(self) -> list[np.ndarray]:
-        """The last frame halved 1, 2, ... times (BGR uint8, 2x2 box averages), as :meth:`process` computed them
-        on the way to the model's input size; later stages may reuse them for that same frame (buffers are
-        overwritten by the next call)."""
-        return self._halves[: self._levels_used]
-
-    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+    def segment(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The person mask (float32 [h, w] at the model's resolution) and the frame halved 1, 2, ... times
+        (BGR uint8, 2x2 box averages) as computed on the way to the model's input size: later stages may reuse
+        them for that same frame. Both are buffers overwritten by the next call."""
         self._downscale(frame_bgr)
         # HWC BGR uint8 -> CHW RGB float32 in [0,1], written straight into the preallocated input tensor.
         np.multiply(self._small.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=self._input[0])
         (mask,) = self.session.run(["mask"], {"image": self._input})
-        return mask[0, 0]
+        return mask[0, 0], self._halves[: self._levels_used]
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The person mask alone (see :meth:`segment`)."""
+        return self.segment(frame_bgr)[0]
 
 
 def latency_ms(segmenter: Segmenter, frame_bgr: np.ndarray, runs: int = 30) -> float:
@@ -164,7 +170,11 @@ def load_segmenter(choice: str = "auto", threads: int = 1) -> Segmenter:
     picks one (see ``pick_tier``), else the highest-priority model that loads; a broken model falls back to the
     next one with a logged error, never a crash."""
     if choice != "auto":
-        return Segmenter(find_model(choice, "segmentation"), threads)
+        card = find_model(choice, "segmentation")
+        problem = card.verify()  # a named model is hash-checked against its card like a probed one
+        if problem:
+            raise ModelError(problem)
+        return Segmenter(card, threads)
     card, reason = pick_tier(threads)
     log.info("segmenter tier: %s", reason)
     if card is not None:

@@ -52,6 +52,7 @@ StartLimitBurst=5
 [Service]
 Type=simple
 ExecStart={exec_start}
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=3
 

@@ -85,7 +85,8 @@ class DaemonSession:
             raise
         self._start_on_demand()
         if s.watch_config and self.live.path is not None:
-            self.watcher = ConfigWatcher(self.live.path, self._reload_from_watcher)
+            self.watcher = ConfigWatcher(self.live.path, self._reload_from_watcher,
+                                         failing=lambda: self.live.file_error is not None)
             self.watcher.start()
         if s.control:
             self.control = ControlServer(self.handle, self.control_address)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QColor, QDesktopServices, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
+from .cli_control import refusal_lines
 from .control import ControlClient, ControlError, DaemonNotRunning
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,9 @@ class Tray:
         tip = f"vcam: {status.get('preset')}, blur {'on' if status.get('blur') else 'off'}, camera {camera}"
         self.config_error.setVisible(bool(error))
         if error:
-            first = str(error).splitlines()[0]
-            self.config_error.setText(f"Config error (last good kept): {first[:80]}")
-            tip += f"\nconfig error, last good settings kept:\n{error}"
+            label, text = (refusal_lines(status) or [("last good kept", str(error))])[0]
+            self.config_error.setText(f"Config error ({label}): {text.splitlines()[0][:100]}")
+            tip += "".join(f"\nconfig error, {label}:\n{text}" for label, text in refusal_lines(status))
         self.icon.setToolTip(tip)
 
     def _sync_presets(self, names: list[str], current: str | None) -> None:

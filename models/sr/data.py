@@ -3,13 +3,12 @@
 Sources (``../shared/data``, see its README for licences): the people photos of ``portrait-seg`` (minus
 ``val.txt``) and ``unlabelled-people``, the four Pixabay ``backgrounds`` (the others carry no licence and are
 for compositing augmentation only), and frames of every clip in ``videos`` except the held-out ones
-(:data:`HELD_OUT_CLIPS`, used by ``tools.evaluation.sr``). Pairs are built once and cached in RAM (and on
+(:data:`tools.splits.HELD_OUT_CLIPS`, used by ``tools.evaluation.sr``; held-out photos are skipped too). Pairs are built once and cached in RAM (and on
 disk as ``.npz``), so training never decodes or degrades on the fly.
 """
 
 from __future__ import annotations
 
-from tools.paths import DATA_ROOT
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.paths import DATA_ROOT
+from tools.splits import HELD_OUT_CLIPS, is_held_out_photo
+
 from .degrade import Degradation, DegradeParams, degrade, luma
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DATA_ROOT", "HELD_OUT_CLIPS", "build_pairs", "iter_sources", "read_frames"]
 
-# whole clips kept out of training, both 1280x720: the evaluation's held-out frames
-HELD_OUT_CLIPS = ("office-talk-720p.mp4", "face-s32.mp4")
 HR_PATCH = 128  # high-res patch side; the low-res patch is half
 
 
@@ -52,6 +52,8 @@ def iter_sources(root: Path = DATA_ROOT, video_step: int = 4) -> Iterator[tuple[
         if path.stem not in val:
             yield path.name, cv2.imread(str(path)), 6
     for path in sorted((root / "unlabelled-people" / "images").glob("*.jpg")):
+        if is_held_out_photo(path):
+            continue
         yield path.name, cv2.imread(str(path)), 6
     for path in sorted((root / "backgrounds").glob("pixabay_*.jpg")):
         yield path.name, cv2.imread(str(path)), 60

@@ -31,6 +31,9 @@ class Degradation:
     noise_prob: float = 0.7
     jpeg_quality: tuple[int, int] = (55, 95)
     jpeg_prob: float = 0.75
+    # Share of pairs left clean (area or bicubic 2x downscale only), so the net also learns to sharpen
+    # noise-free input instead of smoothing it; 0 for the evaluation's webcam protocol.
+    clean_prob: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class DegradeParams:
 
     @staticmethod
     def draw(rng: np.random.Generator, cfg: Degradation = Degradation()) -> DegradeParams:
+        if cfg.clean_prob > 0 and rng.random() < cfg.clean_prob:
+            return DegradeParams(0.0, str(rng.choice(["area", "area", "bicubic"])), 0.0, None)
         blur = float(rng.uniform(*cfg.blur_sigma)) if rng.random() < cfg.blur_prob else 0.0
         method = str(cfg.methods[rng.integers(len(cfg.methods))])
         noise = float(rng.uniform(*cfg.noise_sigma)) if rng.random() < cfg.noise_prob else 0.0

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import DATA_ROOT, build_pairs
+from .degrade import Degradation
 from .net import TinySR
 
 log = logging.getLogger("models.sr.train")
@@ -48,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=1)
     p.add_argument("--bn-freeze", type=float, default=0.15, help="final fraction of the budget with BN frozen")
     p.add_argument("--ckpt-minutes", type=float, default=2.0)
+    p.add_argument("--clean-prob", type=float, default=0.0,
+                   help="share of training pairs that are clean 2x downscales (no blur, noise or JPEG)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     return p.parse_args(argv)
 
@@ -108,7 +111,7 @@ def load_pairs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     if cache.exists():
         with np.load(cache) as z:
             return z["hr"], z["lr"]
-    hr, lr = build_pairs(seed=args.seed, root=args.data)
+    hr, lr = build_pairs(seed=args.seed, cfg=Degradation(clean_prob=args.clean_prob), root=args.data)
     np.savez(cache, hr=hr, lr=lr)
     return hr, lr
 

@@ -29,13 +29,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.splits import beauty_clips, is_held_out_clip, is_held_out_photo
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
 
 log = logging.getLogger(__name__)
 
 DATA = DATA_ROOT
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
-CLIP_PATTERNS = ("face-*.mp4", "talking-head-*.mp4")
+DEMO = Path(__file__).resolve().parents[2] / "vcam" / "assets" / "demo.mp4"
 
 
 # -- regions and bands ---------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ class Detector:
 
 
 def skin_region(shape: tuple[int, ...], det: np.ndarray) -> np.ndarray:
-    """Bool mask: inner face ellipse minus eyes+brows, lips, nostrils (from the five landmarks)."""
+    """Bool mask: inner face ellipse minus eyes+brows, lips, nostrils (from the five landmarks), within the box."""
     x, y, w, h = det[:4]
     lm = det[4:14].reshape(5, 2)
     re, le, nose, rm, lm_ = lm
@@ -72,21 +72,40 @@ def skin_region(shape: tuple[int, ...], det: np.ndarray) -> np.ndarray:
     cv2.ellipse(mask, (int(mouth[0]), int(mouth[1])), (int(0.5 * np.hypot(*(lm_ - rm)) + 0.2 * ed), int(0.3 * ed)),
                 0, 0, 360, 0, -1)
     cv2.ellipse(mask, (int(nose[0]), int(nose[1] + 0.05 * ed)), (int(0.35 * ed), int(0.2 * ed)), 0, 0, 360, 0, -1)
-    return mask.astype(bool)
+    inside = np.zeros_like(mask)  # within the face box: the stage must not change anything outside it
+    inside[max(0, int(y)):max(0, int(y + h)), max(0, int(x)):max(0, int(x + w))] = 1
+    return (mask & inside).astype(bool)
 
 
 def luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32) if frame.dtype == np.uint8 else frame
+    """BT.601 luma as float32, not rounded (a rounded luma adds its own frame-to-frame change of about 5 % on
+    still skin when the channels are offset by different amounts)."""
+    if frame.ndim == 2:
+        return frame.astype(np.float32)
+    return cv2.cvtColor(frame.astype(np.float32), cv2.COLOR_BGR2GRAY)
 
 
 def fine_band(y: np.ndarray) -> np.ndarray:
     return y - cv2.GaussianBlur(y, (0, 0), 1.0)
 
 
-def mid_band(y: np.ndarray, face_w: float) -> np.ndarray:
+def mid_band(y: np.ndarray, face_w: float, skin: np.ndarray | None = None) -> np.ndarray:
+    """Band-pass ``gauss(s1) - gauss(s2)``, s1 = 1 %, s2 = 4 % of the face width (blemishes, blotches).
+
+    With ``skin`` (bool mask) the Gaussians are normalised convolutions over the skin only, so the band holds
+    the skin's own blemishes and not the edges of the eyes, brows, lips and nostrils leaking into it (at 4 % of
+    the face width, eyeliner next to the measured skin otherwise dominates the energy)."""
     s1 = max(1.5, 0.01 * face_w)
     s2 = max(2 * s1, 0.04 * face_w)
-    return cv2.GaussianBlur(y, (0, 0), s1) - cv2.GaussianBlur(y, (0, 0), s2)
+    if skin is None:
+        return cv2.GaussianBlur(y, (0, 0), s1) - cv2.GaussianBlur(y, (0, 0), s2)
+    m = skin.astype(np.float32)
+    ym = y * m
+
+    def blur(sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(ym, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(m, (0, 0), sigma), 1e-3)
+
+    return blur(s1) - blur(s2)
 
 
 @dataclass
@@ -94,7 +113,8 @@ class Pool:
     """Pooled energies before/after over many faces."""
 
     fine: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    mid: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    mid: list[float] = field(default_factory=lambda: [0.0, 0.0])  # skin-only band (see mid_band)
+    mid_plain: list[float] = field(default_factory=lambda: [0.0, 0.0])  # plain band-pass, feature edges included
     outside_max: int = 0
     faces: int = 0
     ratios: list[tuple[float, float]] = field(default_factory=list)  # per face: fine, mid
@@ -103,7 +123,10 @@ class Pool:
         region = skin_region(before.shape, det)
         yb, ya = luma(before), luma(after)
         fb, fa = fine_band(yb)[region], fine_band(ya)[region]
-        mb, ma = mid_band(yb, det[2])[region], mid_band(ya, det[2])[region]
+        mb, ma = mid_band(yb, det[2], region)[region], mid_band(ya, det[2], region)[region]
+        pb, pa = mid_band(yb, det[2])[region], mid_band(ya, det[2])[region]
+        self.mid_plain[0] += float((pb * pb).sum())
+        self.mid_plain[1] += float((pa * pa).sum())
         self.fine[0] += float((fb * fb).sum())
         self.fine[1] += float((fa * fa).sum())
         self.mid[0] += float((mb * mb).sum())
@@ -117,6 +140,7 @@ class Pool:
         for k in range(2):
             self.fine[k] += other.fine[k]
             self.mid[k] += other.mid[k]
+            self.mid_plain[k] += other.mid_plain[k]
         self.outside_max = max(self.outside_max, other.outside_max)
         self.faces += other.faces
         self.ratios += other.ratios
@@ -158,77 +182,125 @@ def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
     return frames
 
 
-def clips() -> list[Path]:
-    found: list[Path] = []
-    for pattern in CLIP_PATTERNS:
-        found += sorted((DATA / "videos").glob(pattern))
-    return found
-
-
 def settings_for(preset: str, strength: float) -> BeautySettings:
     return BeautySettings(enabled=True, strength=strength, preset=preset)  # type: ignore[arg-type]
 
 
-# -- measurements --------------------------------------------------------------------------------------------
+# -- steady-state measurement ------------------------------------------------------------------------------
 
 
-def measure_images(
-    stage: BeautyStage, det: Detector, limit: int, min_face: int, settle: int, max_face: int = 10**6
-) -> tuple[Pool, int]:
-    pool, seen = Pool(), 0
-    for path in sorted((DATA / "unlabelled-people" / "images").glob("*.jpg"))[:limit]:
-        img = cv2.imread(str(path))
-        if img is None:
-            continue
-        faces = [d for d in det(img) if d[2] >= min_face]
-        if faces and max(d[2] for d in faces) >= max_face:
-            continue
-        if not faces:
-            continue
-        seen += 1
-        stage.reset()
-        for _ in range(settle):
-            out = stage.process(img)
-        if not stage.regions:
-            continue  # the stage did not find it (the table reports how many)
-        pool.add(img, out, stage.regions, max(faces, key=lambda d: d[2]))
-    return pool, seen
+def outside_changed(before: np.ndarray, after: np.ndarray, boxes: list[np.ndarray], level: int = 2) -> tuple[int, int]:
+    """(pixels outside the reference face boxes changed by more than ``level`` in any channel, pixels outside)."""
+    outside = np.ones(before.shape[:2], bool)
+    for d in boxes:
+        x, y, w, h = (int(round(v)) for v in d[:4])
+        outside[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = False
+    changed = (cv2.absdiff(before, after).max(axis=2) > level) & outside
+    return int(changed.sum()), int(outside.sum())
+
+
+def still_skin(y0: np.ndarray, y1: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Skin pixels whose input hardly moves between two frames (5x5 mean changes by < 1 level)."""
+    return region & (np.abs(cv2.blur(y1, (5, 5)) - cv2.blur(y0, (5, 5))) < 1.0)
 
 
 @dataclass
-class ClipResult:
+class Score:
+    """Pooled figures of one source (a clip, or a set of photos)."""
+
     name: str
-    frames: int
-    pool: Pool
-    flicker_in: float  # mean |dY| of the input in the face region between consecutive frames
-    flicker_out: float  # the same for the output
-    corr_change: float  # mean |d(out - in)|: how much the correction itself changes from frame to frame
+    held_out: bool
+    pool: Pool = field(default_factory=Pool)
+    shimmer: list[float] = field(default_factory=lambda: [0.0, 0.0])  # sum |d out|, sum |d in| on still skin
+    outside: list[int] = field(default_factory=lambda: [0, 0])  # changed > 2 levels, all outside the faces
+    cpu: list[float] = field(default_factory=lambda: [0.0, 0.0])  # CPU seconds of the stage, faces treated
+
+    def merge(self, other: Score) -> None:
+        self.pool.merge(other.pool)
+        for a, b in ((self.shimmer, other.shimmer), (self.outside, other.outside), (self.cpu, other.cpu)):
+            for k in range(2):
+                a[k] += b[k]
+
+    def row(self) -> str:
+        fine, mid = self.pool.row()
+        shimmer = self.shimmer[0] / self.shimmer[1] if self.shimmer[1] > 0 else float("nan")
+        outside = self.outside[0] / max(self.outside[1], 1)
+        ms = 1000 * self.cpu[0] / max(self.cpu[1], 1)
+        mark = "held-out" if self.held_out else "tuning"
+        plain = self.pool.mid_plain[1] / max(self.pool.mid_plain[0], 1e-9)
+        return (f"| {self.name} | {mark} | {self.pool.faces} | {fine:.1%} | {mid:.1%} | {plain:.1%} | {shimmer:.3f} | "
+                f"{outside:.4%} | {ms:.2f} |")
 
 
-def measure_clip(stage: BeautyStage, det: Detector, path: Path, max_frames: int, every: int) -> ClipResult:
-    frames = read_clip(path, max_frames)
+def _timed(stage: BeautyStage, frame: np.ndarray, score: Score) -> np.ndarray:
+    t0 = time.thread_time()
+    out = stage.process(frame)
+    score.cpu[0] += time.thread_time() - t0
+    score.cpu[1] += len(stage.regions)
+    return out
+
+
+def measure_pair(stage: BeautyStage, det: Detector, warm: list[np.ndarray], pair: tuple[np.ndarray, np.ndarray],
+                 score: Score) -> None:
+    """Reset, ``warm`` frames as a live stream, then measure the output pair (bands on the first, shimmer on the
+    still skin between the two, changes outside the reference faces on both)."""
     stage.reset()
-    pool = Pool()
-    d_in = d_out = d_corr = 0.0
-    pairs = 0
-    prev_in = prev_out = None
-    for i, frame in enumerate(frames):
-        out = stage.process(frame).copy()
-        y_in, y_out = luma(frame), luma(out)
-        if stage.regions and prev_in is not None:
-            x0, y0, x1, y1 = stage.regions[0]
-            sl = (slice(y0, y1), slice(x0, x1))
-            d_in += float(np.abs(y_in[sl] - prev_in[sl]).mean())
-            d_out += float(np.abs(y_out[sl] - prev_out[sl]).mean())
-            d_corr += float(np.abs((y_out[sl] - y_in[sl]) - (prev_out[sl] - prev_in[sl])).mean())
-            pairs += 1
-        if i >= 10 and i % every == 0 and stage.regions:
-            dets = [d for d in det(frame) if d[2] >= 48]
-            if dets:
-                pool.add(frame, out, stage.regions, max(dets, key=lambda d: d[2]))
-        prev_in, prev_out = y_in, y_out
-    n = max(pairs, 1)
-    return ClipResult(path.name, len(frames), pool, d_in / n, d_out / n, d_corr / n)
+    for f in warm:
+        _timed(stage, f, score)
+    outs, regions = [], []
+    for f in pair:
+        outs.append(_timed(stage, f, score).copy())
+        regions.append(list(stage.regions))
+    refs = [d for d in det(pair[0]) if d[2] >= 48]
+    for src, out in zip(pair, outs):
+        changed, total = outside_changed(src, out, refs or det(src))
+        score.outside[0] += changed
+        score.outside[1] += total
+    if not refs or not stage.regions:
+        return
+    y_in = [luma(f) for f in pair]
+    y_out = [luma(o) for o in outs]
+    for ref in refs:
+        region = skin_region(pair[0].shape, ref)
+        score.pool.add(pair[0], outs[0], regions[0], ref)
+        still = still_skin(y_in[0], y_in[1], region)
+        score.shimmer[0] += float(np.abs(y_out[1] - y_out[0])[still].sum())
+        score.shimmer[1] += float(np.abs(y_in[1] - y_in[0])[still].sum())
+
+
+def measure_clip(stage: BeautyStage, det: Detector, path: Path, max_frames: int, every: int, warmup: int,
+                 held_out: bool) -> Score:
+    """Every ``every`` frames: ``warmup`` frames of warm-up from a reset stage, then one measured pair."""
+    frames = read_clip(path, max_frames)
+    score = Score(path.stem, held_out)
+    for i in range(warmup, len(frames) - 1, every):
+        measure_pair(stage, det, frames[i - warmup:i], (frames[i], frames[i + 1]), score)
+    return score
+
+
+def measure_photos(stage: BeautyStage, det: Detector, limit: int, min_face: int, warmup: int, held_out: bool
+                   ) -> Score:
+    """Photos of ``unlabelled-people`` with a face at least ``min_face`` wide, each fed as a still stream."""
+    score = Score("unlabelled-people photos", held_out)
+    for path in sorted((DATA / "unlabelled-people" / "images").glob("*.jpg"))[:limit]:
+        if is_held_out_photo(path) != held_out:
+            continue
+        img = cv2.imread(str(path))
+        found = det(img) if img is not None else []
+        refs = [d for d in found if d[2] >= min_face]
+        if not refs:
+            continue
+        stage.reset()
+        for _ in range(warmup):
+            _timed(stage, img, score)
+        out = _timed(stage, img, score)
+        changed, total = outside_changed(img, out, found)
+        score.outside[0] += changed
+        score.outside[1] += total
+        if stage.regions:
+            for ref in refs:
+                score.pool.add(img, out, stage.regions, ref)
+    return score
 
 
 def measure_cost(model_path: Path, settings: BeautySettings, path: Path, max_frames: int, passes: int = 5
@@ -354,6 +426,20 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
               f"{c['ms_reference']:.2f} ms")
 
 
+def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, paths: list[Path]) -> None:
+    """Blemish band energy kept (dB) and fine texture kept per strength, pooled over ``paths`` (steady state)."""
+    print(f"strength scale, preset {args.preset}, clips: {', '.join(p.stem for p in paths)}")
+    print("| strength | blemish band energy kept (dB) | fine texture kept |")
+    print("|---|---|---|")
+    for strength in args.strengths:
+        stage = BeautyStage(settings_for(args.preset, strength), model_path=model)
+        total = Score("all", False)
+        for path in paths:
+            total.merge(measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, False))
+        fine, mid = total.pool.row()
+        print(f"| {strength:g} | {10 * np.log10(mid):+.2f} | {fine:.1%} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     from models.faces import yunet_path
 
@@ -362,9 +448,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--strength", type=float, default=0.5)
     ap.add_argument("--images", type=int, default=1200, help="at most this many photos are looked at")
     ap.add_argument("--min-face", type=int, default=64, help="smallest face width (px) measured in photos")
-    ap.add_argument("--settle", type=int, default=6, help="times each still photo is fed to the stage")
+    ap.add_argument("--warmup", type=int, default=15, help="frames fed to a reset stage before each measured pair")
     ap.add_argument("--clip-frames", type=int, default=150)
-    ap.add_argument("--every", type=int, default=15, help="measure bands on every Nth clip frame")
+    ap.add_argument("--every", type=int, default=15, help="a measured pair every N clip frames")
+    ap.add_argument("--only", nargs="*", help="only clips whose name contains one of these")
+    ap.add_argument("--no-photos", action="store_true")
+    ap.add_argument("--strengths", type=float, nargs="*",
+                    help="print the blemish band (dB) and fine texture kept at these strengths, pooled over the clips")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
     args = ap.parse_args(argv)
@@ -375,51 +465,39 @@ def main(argv: list[str] | None = None) -> None:
         make_grid(model, args.grid)
         return
     settings = settings_for(args.preset, args.strength)
-    stage = BeautyStage(settings, model_path=model)
-    det = Detector(model)
-
     if args.cost_only:
         print_cost(model, settings)
         return
-    print(f"beauty stage, preset={args.preset} strength={args.strength}; energies after/before in the skin region")
-    print(f"{'source':<28}{'faces':>6}{'fine kept':>11}{'mid kept':>10}{'outside max':>13}"
-          f"{'dY in':>8}{'dY out':>8}{'dCorr':>8}")
-    small, seen_small = measure_images(stage, det, args.images, 32, args.settle, max_face=args.min_face)
-    fine, mid = small.row()
-    print(f"{'photos, small faces':<28}{small.faces:>6}{fine:>11.1%}{mid:>10.1%}{small.outside_max:>13}"
-          f"{'':>24}   ({seen_small} photos whose largest face is 32-{args.min_face - 1} px wide; not pooled)")
-    pool, seen = measure_images(stage, det, args.images, args.min_face, args.settle)
-    fine, mid = pool.row()
-    print(f"{'unlabelled-people photos':<28}{pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{pool.outside_max:>13}"
-          f"{'':>24}   ({seen} photos with a face >= {args.min_face} px)")
-    total, results = Pool(), []
-    for path in clips():
-        r = measure_clip(stage, det, path, args.clip_frames, args.every)
-        results.append(r)
-        fine, mid = r.pool.row()
-        print(f"{r.name:<28}{r.pool.faces:>6}{fine:>11.1%}{mid:>10.1%}{r.pool.outside_max:>13}"
-              f"{r.flicker_in:>8.2f}{r.flicker_out:>8.2f}{r.corr_change:>8.2f}")
-        total.merge(r.pool)
-    fine, mid = total.row()
-    f_in = float(np.mean([r.flicker_in for r in results]))
-    f_out = float(np.mean([r.flicker_out for r in results]))
-    f_corr = float(np.mean([r.corr_change for r in results]))
-    print(f"{'all clips':<28}{total.faces:>6}{fine:>11.1%}{mid:>10.1%}{total.outside_max:>13}"
-          f"{f_in:>8.2f}{f_out:>8.2f}{f_corr:>8.2f}")
-    everything = Pool()
-    everything.merge(pool)
-    everything.merge(total)
-    fine, mid = everything.row()
-    pf_fine, pf_mid = everything.per_face()
-    print(f"all faces ({everything.faces}): pooled fine kept {fine:.1%}, mid kept {mid:.1%}; "
-          f"mean per face fine kept {pf_fine:.1%}, mid kept {pf_mid:.1%}; outside max abs diff "
-          f"{everything.outside_max}")
-    still = sorted(results, key=lambda r: r.flicker_in)[: max(1, len(results) // 3)]
-    ratio = float(np.mean([r.flicker_out / max(r.flicker_in, 1e-9) for r in still]))
-    corr = float(np.mean([r.corr_change / max(r.flicker_in, 1e-9) for r in still]))
-    print(f"flicker on the {len(still)} stillest clips ({', '.join(r.name for r in still)}): "
-          f"output change / input change = {ratio:.3f}, correction change / input change = {corr:.3f}")
-    print_cost(model, settings)
+    stage, det = BeautyStage(settings, model_path=model), Detector(model)
+    tuning, held_out = beauty_clips(DATA)
+    if args.strengths:
+        chosen = [p for p in tuning + held_out if not args.only or any(k in p.name for k in args.only)]
+        print_strength_scale(det, model, args, chosen)
+        return
+    print(f"beauty stage, preset={args.preset} strength={args.strength}; steady state: {args.warmup} frames of "
+          f"warm-up from a reset stage before each measured pair, a pair every {args.every} frames of the first "
+          f"{args.clip_frames}")
+    print("| source | set | faces | fine kept | blemish band kept (skin) | plain band-pass kept | "
+          "shimmer on still skin (out/in) | outside faces changed > 2 | ms per face |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    totals = {False: Score("all tuning clips", False), True: Score("all held-out clips", True)}
+    worst = {False: 0.0, True: 0.0}
+    for path in tuning + held_out:
+        if args.only and not any(k in path.name for k in args.only):
+            continue
+        score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, is_held_out_clip(path))
+        print(score.row(), flush=True)
+        totals[score.held_out].merge(score)
+        if score.pool.faces:
+            worst[score.held_out] = max(worst[score.held_out], score.pool.row()[1])
+    for flag, total in totals.items():
+        print(total.row() + f" worst clip blemish band kept {worst[flag]:.1%}")
+    if not args.no_photos:
+        for flag in (False, True):
+            print(measure_photos(stage, det, args.images, args.min_face, args.warmup, flag).row())
+    print("| (all measured faces) bit-identical outside the stage's own regions: max abs diff "
+          f"{max(t.pool.outside_max for t in totals.values())} |")
+
 
 if __name__ == "__main__":
     main()

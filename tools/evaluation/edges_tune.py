@@ -10,7 +10,7 @@ for probes that are not in the product (a full-resolution colour guided filter, 
 filter, a two-scale guided filter, a chroma-weighted guide) to see how far refinement of this kind can go.
 ``flicker``: the first ``--frames`` frames of every clip in ``videos/``: median/mean/worst change of
 ``unexplained_change`` vs the raw mask, and the median/max over clips of the 99th-percentile edge lag (px), for
-the round-2 motion-adaptive smoother and the motion-compensated one (the default) with settings variants.
+the motion-compensated smoother with settings variants.
 Reads ``../shared/data``; the product never imports it.
 """
 
@@ -189,13 +189,8 @@ def run_flicker(seg: OnnxSegmenter, frames_n: int, variants: list[dict]) -> None
               f"lag p99 median {np.median(lag):.1f} px, max {np.max(lag):.1f} px", flush=True)
 
 
-_MOTION = {"motion_compensate": False, "temporal_strength": 0.85, "motion_jump": 0.6}  # the round-2 smoother
-FLICKER_VARIANTS = [{}, _MOTION, _MOTION | {"temporal_strength": 0.92}, _MOTION | {"temporal_after_refine": True},
-                    _MOTION | {"motion_noise": 6}, _MOTION | {"motion_noise": 10, "motion_ramp": 24},
-                    _MOTION | {"motion_jump": 0.9}, _MOTION | {"moving_rate": 0.7},
-                    _MOTION | {"motion_jump": 0.9, "motion_noise": 10, "motion_ramp": 24, "temporal_strength": 0.92},
-                    # motion-compensated (round 3): flow field resolution, gating thresholds, strength, jump
-                    {"flow_levels": 3}, {"flow_noise": 3, "flow_ramp": 12}, {"flow_noise": 8, "flow_ramp": 24},
+# the smoother's settings: flow field resolution, gating thresholds, strength, jump
+FLICKER_VARIANTS = [{}, {"flow_levels": 3}, {"flow_noise": 3, "flow_ramp": 12}, {"flow_noise": 8, "flow_ramp": 24},
                     {"temporal_strength": 0.85}, {"temporal_strength": 0.92}, {"motion_jump": 0.6},
                     {"flow_noise": 64, "motion_jump": 1.0, "temporal_strength": 0.8}]
 

@@ -8,7 +8,7 @@ Each clip (upright phones, 4:3 webcams, and crops / rotations of wider clips int
 ``CLIPS``) runs through the real ``vcam.pipeline.Pipeline`` (the shipped segmenter chosen as ``vcam run`` does,
 YuNet face tracking in the framing stage, default settings but the ``framing.mode`` under test, blur background),
 frame by frame as a camera would deliver it. The window each frame was shown through is
-``pipeline.framing.window`` (source pixels, the 1280x720 output's aspect ratio, may reach outside the source
+``pipeline.framing_window`` (source pixels, the 1280x720 output's aspect ratio, may reach outside the source
 where the output is padded).
 
 Reference heads come from a separate full-frame YuNet detection of every source frame (640 px long side, score
@@ -171,7 +171,7 @@ def run_clip(clip: Clip, mode: str, frames: int, segmenter_choice: str) -> dict[
         frame = np.ascontiguousarray(clip.shape(raw))
         size = (frame.shape[1], frame.shape[0])
         pipeline.process(frame)
-        rect = pipeline.framing.window or (0, 0, *size)
+        rect = pipeline.framing_window or (0, 0, *size)
         boxes = reference(frame)
         history.append(boxes)
         if boxes:

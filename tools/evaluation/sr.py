@@ -39,6 +39,7 @@ import numpy as np
 
 from models.sr import shipped_card_path, shipped_model_path
 from models.sr.data import DATA_ROOT, HELD_OUT_CLIPS, read_frames
+from tools.splits import SR_EVAL_CLIPS, is_held_out_clip
 from models.sr.degrade import DegradeParams, degrade, downscale_clean, luma
 from vcam.postprocess.upscale import Upscaler, UpscaleSettings
 
@@ -63,34 +64,82 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
-def methods(upscaler: Upscaler) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    return {
-        "sr": lambda lr: upscaler.process(lr, None, out_size=OUT_SIZE).copy(),
-        "bicubic": lambda lr: cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_CUBIC),
-        "bilinear": lambda lr: cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_LINEAR),
+def methods(upscaler: Upscaler, chroma: Upscaler | None = None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    def size(lr: np.ndarray) -> tuple[int, int]:
+        return 2 * lr.shape[1], 2 * lr.shape[0]
+
+    fns = {
+        "sr": lambda lr: upscaler.process(lr, None, out_size=size(lr)).copy(),
+        "bicubic": lambda lr: cv2.resize(lr, size(lr), interpolation=cv2.INTER_CUBIC),
+        "lanczos": lambda lr: cv2.resize(lr, size(lr), interpolation=cv2.INTER_LANCZOS4),
+        "bilinear": lambda lr: cv2.resize(lr, size(lr), interpolation=cv2.INTER_LINEAR),
     }
+    if chroma is not None:
+        fns["sr, bicubic chroma"] = lambda lr: chroma.process(lr, None, out_size=size(lr)).copy()
+    return fns
 
 
-def quality(root: Path, upscaler: Upscaler, step: int = 10, seed: int = 1234) -> dict:
-    """PSNR/SSIM (Y) per condition and method, averaged over the held-out frames."""
+def clip_frames(root: Path, clip: str, step: int, limit: int) -> list[np.ndarray]:
+    """High-resolution originals: every ``step``-th frame (at most ``limit``), larger than 720p area-shrunk to
+    1280x720, sizes cropped to multiples of 4 (the 2x downscale and the stage want even sizes)."""
+    frames = []
+    for hr in read_frames(root / "videos" / clip, step=step, limit=limit):
+        if hr.shape[0] > 720:
+            hr = cv2.resize(hr, (1280, 720), interpolation=cv2.INTER_AREA)
+        h, w = hr.shape[:2]
+        frames.append(np.ascontiguousarray(hr[: h // 4 * 4, : w // 4 * 4]))
+    return frames
+
+
+def chroma_psnr(out: np.ndarray, hr: np.ndarray) -> float:
+    a = cv2.cvtColor(out, cv2.COLOR_BGR2YCrCb)[..., 1:]
+    b = cv2.cvtColor(hr, cv2.COLOR_BGR2YCrCb)[..., 1:]
+    return psnr(a, b)
+
+
+def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step: int = 10, limit: int = 12,
+            seed: int = 1234) -> dict:
+    """PSNR-Y, SSIM-Y and chroma PSNR per clip, condition and method (means over the clip's frames).
+
+    ``clean``: a 2x area downscale; ``webcam``: one seeded draw of the training degradation per frame."""
     rng = np.random.default_rng(seed)
-    fns = methods(upscaler)
-    scores: dict[str, dict[str, list[tuple[float, float]]]] = {"webcam": {}, "clean": {}}
-    n = 0
-    for clip in HELD_OUT_CLIPS:
-        for hr in read_frames(root / "videos" / clip, step=step):
-            n += 1
+    fns = methods(upscaler, chroma)
+    result: dict = {}
+    for clip in SR_EVAL_CLIPS:
+        scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {"clean": {}, "webcam": {}}
+        frames = clip_frames(root, clip, step, limit)
+        for hr in frames:
             hr_y = luma(hr)
-            lows = {"webcam": degrade(hr, DegradeParams.draw(rng), rng), "clean": downscale_clean(hr)}
+            lows = {"clean": downscale_clean(hr), "webcam": degrade(hr, DegradeParams.draw(rng), rng)}
             for cond, lr in lows.items():
                 for name, fn in fns.items():
-                    out_y = luma(fn(lr))
-                    scores[cond].setdefault(name, []).append((psnr(out_y, hr_y), ssim(out_y, hr_y)))
-    result: dict = {"frames": n}
-    for cond, per in scores.items():
-        result[cond] = {name: {"psnr_y": float(np.mean([s[0] for s in v])), "ssim_y": float(np.mean([s[1] for s in v]))}
-                        for name, v in per.items()}
+                    out = fn(lr)
+                    out_y = luma(out)
+                    scores[cond].setdefault(name, []).append((psnr(out_y, hr_y), ssim(out_y, hr_y), chroma_psnr(out, hr)))
+        result[clip] = {"frames": len(frames), "held_out": is_held_out_clip(clip), "size": list(frames[0].shape[1::-1])}
+        for cond, per in scores.items():
+            result[clip][cond] = {name: {"psnr_y": float(np.mean([v[0] for v in vals])),
+                                         "ssim_y": float(np.mean([v[1] for v in vals])),
+                                         "psnr_crcb": float(np.mean([v[2] for v in vals]))}
+                                  for name, vals in per.items()}
     return result
+
+
+def quality_table(q: dict) -> str:
+    lines = ["| condition | clip (size) | frames | method | PSNR Y (dB) | gain vs bicubic (dB) | SSIM Y | PSNR CrCb (dB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cond in ("clean", "webcam"):
+        for clip, r in q.items():
+            bic = r[cond]["bicubic"]["psnr_y"]
+            for name, m in r[cond].items():
+                lines.append(f"| {cond} | {clip} ({r['size'][0]}x{r['size'][1]}) | {r['frames']} | {name} | "
+                             f"{m['psnr_y']:.2f} | {m['psnr_y'] - bic:+.2f} | {m['ssim_y']:.4f} | {m['psnr_crcb']:.2f} |")
+        names = next(iter(q.values()))[cond].keys()
+        for name in names:
+            gain = np.mean([r[cond][name]["psnr_y"] - r[cond]["bicubic"]["psnr_y"] for r in q.values()])
+            ssim_d = np.mean([r[cond][name]["ssim_y"] - r[cond]["bicubic"]["ssim_y"] for r in q.values()])
+            lines.append(f"| {cond} | **mean over clips** | | {name} | | **{gain:+.2f}** | {ssim_d:+.4f} vs bicubic | |")
+    return "\n".join(lines)
 
 
 # single webcam traits, to see where SR gains and where it loses (sigma in 8-bit levels, JPEG quality;
@@ -110,13 +159,14 @@ def per_trait(root: Path, upscaler: Upscaler, step: int = 30, seed: int = 7) -> 
     """SR's PSNR-Y gain over bicubic for each single degradation trait (every ``step``-th held-out frame)."""
     rng = np.random.default_rng(seed)
     gains: dict[str, list[float]] = {name: [] for name in TRAITS}
-    for clip in HELD_OUT_CLIPS:
-        for hr in read_frames(root / "videos" / clip, step=step):
+    for clip in SR_EVAL_CLIPS:
+        for hr in clip_frames(root, clip, step, 4):
             hr_y = luma(hr)
+            size = (hr.shape[1], hr.shape[0])
             for name, params in TRAITS.items():
                 lr = degrade(hr, params, rng)
-                sr = luma(upscaler.process(lr, None, out_size=OUT_SIZE))
-                bic = luma(cv2.resize(lr, OUT_SIZE, interpolation=cv2.INTER_CUBIC))
+                sr = luma(upscaler.process(lr, None, out_size=size))
+                bic = luma(cv2.resize(lr, size, interpolation=cv2.INTER_CUBIC))
                 gains[name].append(psnr(sr, hr_y) - psnr(bic, hr_y))
     return {name: round(float(np.mean(g)), 3) for name, g in gains.items()}
 
@@ -149,10 +199,10 @@ def temporal(root: Path, upscaler: Upscaler, frames: int = 60, seed: int = 99, c
     fns = methods(upscaler)
     sums = dict.fromkeys([*fns, "original"], 0.0)
     count = 0
-    for clip in HELD_OUT_CLIPS:
+    for clip in SR_EVAL_CLIPS:
         params = DegradeParams.draw(rng)
         prev: dict[str, np.ndarray] | None = None
-        for hr in read_frames(root / "videos" / clip, limit=frames):
+        for hr in clip_frames(root, clip, 1, frames):
             lr = downscale_clean(hr) if clean else degrade(hr, params, rng)
             cur = {name: luma(fn(lr)).astype(np.float32) for name, fn in fns.items()}
             cur["original"] = luma(hr).astype(np.float32)
@@ -189,7 +239,7 @@ def _cpu_ms(fns: dict[str, Callable[[], object]], runs: int = 100, block: int = 
 
 
 def demo_frame_360p() -> np.ndarray:
-    path = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
+    path = Path(__file__).resolve().parents[2] / "vcam" / "assets" / "demo.mp4"
     frame = next(read_frames(path, step=1, limit=1))
     return cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
 
@@ -299,13 +349,8 @@ def complexity(model: Path, h: int = 360, w: int = 640) -> dict:
 
 
 def table(q: dict, t: dict, s: dict, c: dict, traits: dict, photos: dict) -> str:
-    lines = ["| condition | method | PSNR Y (dB) | SSIM Y | gain vs bicubic (dB) |", "|---|---|---|---|---|"]
-    for cond in ("webcam", "clean"):
-        bic = q[cond]["bicubic"]["psnr_y"]
-        for name in ("sr", "bicubic", "bilinear"):
-            r = q[cond][name]
-            lines.append(f"| {cond} | {name} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['psnr_y'] - bic:+.2f} |")
-    lines += ["", f"held-out frames: {q['frames']} ({', '.join(HELD_OUT_CLIPS)}, every 10th frame)", "",
+    lines = [quality_table(q)]
+    lines += ["",
               ("| single trait: SR gain vs bicubic, PSNR Y (dB) | held-out clips (every 30th frame) | "
                f"val photos ({photos['images']}) |"), "|---|---|---|"]
     lines += [f"| {name} | {g:+.2f} | {photos[name]:+.2f} |" for name, g in traits.items()]
@@ -345,6 +390,8 @@ def main() -> None:
                    help="only re-measure speed (e.g. when the shared machine is quieter); updates that card entry")
     p.add_argument("--block", type=int, default=1, metavar="N",
                    help="time each function N calls in a row per turn (warm caches) instead of 1 (default)")
+    p.add_argument("--quality-only", action="store_true", help="only the per-clip PSNR/SSIM table (both protocols)")
+    p.add_argument("--frames", type=int, default=12, help="frames per clip for the per-clip table")
     p.add_argument("--baseline", metavar="REV",
                    help="also time the stage and model of this git revision in the same round-robin (old vs new)")
     args = p.parse_args()
@@ -359,7 +406,17 @@ def main() -> None:
             _update_card(args.model, {key: {**s, "stat": SPEED_STAT, "command": _command(args)}})
         return
     upscaler = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
-    q = quality(args.data, upscaler, step=args.step)
+    chroma = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
+    chroma.chroma_interpolation = cv2.INTER_CUBIC
+    q = quality(args.data, upscaler, chroma, step=args.step, limit=args.frames)
+    if args.quality_only:
+        print(quality_table(q))
+        if args.json:
+            args.json.write_text(json.dumps(q, indent=2) + "\n")
+        if args.write_card:
+            _update_card(args.model, {"psnr_ssim_y_per_clip": {**q, "command": _command(args)},
+                                      "complexity": {**complexity(args.model), "command": _command(args)}})
+        return
     traits = per_trait(args.data, upscaler)
     photos = photo_traits(args.data, upscaler)
     t = {"webcam": temporal(args.data, upscaler), "clean": temporal(args.data, upscaler, clean=True)}
@@ -390,6 +447,8 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["python -m tools.evaluation.sr"]
     if args.speed_only:
         parts.append("--speed-only")
+    if getattr(args, "quality_only", False):
+        parts.append("--quality-only")
     if args.model != shipped_model_path():
         parts += ["--model", str(args.model)]
     if args.step != 10 and not args.speed_only:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +19,41 @@ log = logging.getLogger(__name__)
 
 class SinkError(RuntimeError):
     """A sink cannot be opened or written; the message says how to fix it."""
+
+
+def open_output_file(path: Path) -> int:
+    """A write fd for an output file, safe in a shared directory: the last path component is never followed
+    if it is a symlink, a regular file must be ours (it is then truncated and made 0600; a new one is created
+    0600), and a FIFO is opened without waiting for a reader (SinkError when there is none). Devices
+    (``/dev/null``) are written as they are."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise SinkError(f"{path} is a symbolic link; vcam does not write through links: pick another "
+                            "path") from None
+        if exc.errno == getattr(os, "ENXIO", 6):
+            raise SinkError(f"{path} is a FIFO with no reader: start the reader first") from None
+        raise SinkError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SinkError(f"{path} is a directory")
+        if stat.S_ISREG(info.st_mode):
+            if hasattr(os, "getuid") and info.st_uid != os.getuid():
+                raise SinkError(f"{path} belongs to uid {info.st_uid}, not you: vcam does not write into others' "
+                                "files; pick another path")
+            os.ftruncate(fd, 0)
+            os.fchmod(fd, 0o600)
+        os.set_blocking(fd, True)  # a FIFO with a reader: writes wait for it, on the sink's own thread
+    except SinkError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise SinkError(f"cannot write {path}: {exc.strerror}") from None
+    return fd
 
 
 class Sink(Protocol):

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import cv2
 import numpy as np
 
-from .base import SinkError
+from ..file_checks import resolve_path
+from .base import SinkError, open_output_file
 
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 class FileSink:
     def __init__(self, path: str) -> None:
-        self.path = Path(path).expanduser()
+        self.path = resolve_path(path)
         self.description = f"file:{self.path}"
         self._writer: cv2.VideoWriter | None = None
 
@@ -24,6 +25,8 @@ class FileSink:
             raise SinkError(f"file sink {self.path}: use a .mp4, .avi or .mkv name")
         if not self.path.parent.is_dir():
             raise SinkError(f"file sink {self.path}: folder {self.path.parent} does not exist")
+        # Create (or claim) the file safely first: 0600, ours, not a symlink; the writer then opens that file.
+        os.close(open_output_file(self.path))
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
         if not writer.isOpened():
             raise SinkError(f"cannot write video {self.path} (codec {fourcc} unavailable or folder not writable)")

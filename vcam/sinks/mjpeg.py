@@ -3,14 +3,23 @@
 Every URL needs the per-run token printed at start (``?token=...``), and requests whose Host header is not
 local are refused, so a web page elsewhere cannot read the camera through DNS rebinding. Frames are JPEG-encoded
 only while a client is watching.
+
+Other local users can connect to the port, so the server bounds what a connection costs: its request line and
+headers must arrive within ``header_timeout`` s of the accept (an overall deadline, not per read), each client
+(the connecting user, on Linux; else the address) may hold ``max_per_client`` connections and all together
+``max_connections``, and an accept that fails for lack of file descriptors is retried after a pause.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import secrets
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +35,11 @@ log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 BOUNDARY = "vcamframe"
+HEADER_TIMEOUT_S = 5.0
+MAX_PER_CLIENT = 8
+MAX_CONNECTIONS = 32
+ACCEPT_BACKOFF_S = 0.1
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class _Stream:
@@ -67,14 +81,15 @@ class MjpegPreviewSink:
     def open(self, width: int, height: int, fps: float) -> None:
         handler = type("Handler", (_PreviewHandler,), {"sink": self})
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+            self._server = _PreviewServer(("127.0.0.1", self.port), handler)
         except OSError as exc:
             raise SinkError(f"preview port {self.port} on 127.0.0.1 is unavailable ({exc.strerror}): "
                             "pick another with mjpeg:PORT") from exc
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.description = f"mjpeg:{self.port}"
-        threading.Thread(target=self._server.serve_forever, name="preview-http", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="preview-http",
+                         daemon=True).start()
         log.info("preview at %s", self.url)
 
     def write(self, frame_bgr: np.ndarray) -> None:
@@ -93,6 +108,91 @@ class MjpegPreviewSink:
             self._server = None
 
 
+def tcp_peer_uid(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
+    """The uid owning the client end of a loopback TCP connection (Linux ``/proc/net/tcp``), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    want = (f"0100007F:{peer[1]:04X}", f"0100007F:{local[1]:04X}")
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) > 7 and (fields[1], fields[2]) == want:
+                    return int(fields[7])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class _PreviewServer(ThreadingHTTPServer):
+    """The HTTP server with per-client and total connection caps, a header deadline and EMFILE back-off."""
+
+    daemon_threads = True
+    header_timeout = HEADER_TIMEOUT_S
+    max_per_client = MAX_PER_CLIENT
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, address: tuple[str, int], handler: type) -> None:
+        super().__init__(address, handler)
+        self._lock = threading.Lock()
+        self._client_of: dict[socket.socket, object] = {}
+        self._per_client: dict[object, int] = {}
+        self._deadlines: dict[socket.socket, float] = {}  # connections whose headers have not arrived yet
+        self.refused = 0
+        self.accept_errors = 0
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                self.accept_errors += 1
+                if self.accept_errors == 1 or self.accept_errors % 100 == 0:
+                    log.error("preview: cannot accept a connection (%s; %d times so far); retrying",
+                              exc.strerror, self.accept_errors)
+                time.sleep(ACCEPT_BACKOFF_S)  # the listening socket stays readable: do not spin
+            raise  # socketserver drops this accept and goes on serving
+
+    def verify_request(self, request: socket.socket, client_address: tuple[str, int]) -> bool:  # type: ignore[override]
+        uid = tcp_peer_uid(client_address, self.server_address[:2])
+        client = ("uid", uid) if uid is not None else ("addr", client_address[0])
+        with self._lock:
+            if len(self._client_of) >= self.max_connections or self._per_client.get(client, 0) >= self.max_per_client:
+                self.refused += 1
+                return False
+            self._client_of[request] = client
+            self._per_client[client] = self._per_client.get(client, 0) + 1
+            self._deadlines[request] = time.monotonic() + self.header_timeout
+        return True
+
+    def headers_done(self, request: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(request, None)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever every poll: cut connections whose headers are late."""
+        now = time.monotonic()
+        with self._lock:
+            late = [r for r, deadline in self._deadlines.items() if deadline <= now]
+            for request in late:
+                del self._deadlines[request]
+        for request in late:
+            try:
+                request.shutdown(socket.SHUT_RDWR)  # the handler's read returns; it closes the connection
+            except OSError:
+                pass
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self._lock:
+            self._deadlines.pop(request, None)
+            client = self._client_of.pop(request, None)
+            if client is not None:
+                self._per_client[client] -= 1
+                if not self._per_client[client]:
+                    del self._per_client[client]
+        super().shutdown_request(request)
+
+
 class _PreviewHandler(BaseHTTPRequestHandler):
     sink: MjpegPreviewSink
     server_version = "vcam-preview"
@@ -100,13 +200,26 @@ class _PreviewHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # route http.server's stderr noise to logging
         log.debug("preview: " + format, *args)
 
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if isinstance(self.server, _PreviewServer):
+            self.server.headers_done(self.request)
+        return ok
+
+    def _token_ok(self) -> bool:
+        """Constant-time token check that cannot raise (any query text, any encoding)."""
+        try:
+            token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        except ValueError:
+            return False
+        return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self.sink.token.encode())
+
     def _allowed(self) -> bool:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
         if host not in LOCAL_HOSTS:
             self.send_error(HTTPStatus.FORBIDDEN, "non-local Host header")
             return False
-        token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
-        if not hmac.compare_digest(token, self.sink.token):
+        if not self._token_ok():
             self.send_error(HTTPStatus.FORBIDDEN, "missing or wrong token")
             return False
         return True

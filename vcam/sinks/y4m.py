@@ -4,6 +4,7 @@ A regular file, flushed after every frame, so a reader can follow it while it gr
 growing regular file but not a FIFO). 720p30 I420 is about 41 MB/s: use it for tests and short captures. So
 that a forgotten ``vcam demo`` cannot fill the disk, the file stops growing at ``max_bytes`` (2 GiB, about 50 s of
 720p30): later frames are dropped for this sink only, with one warning (Chromium loops what is there).
+The file is opened as ``sinks.base.open_output_file`` describes: no symlinks, no files of other users, 0600.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import logging
 import os
 import stat
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .base import SinkError
+from ..file_checks import resolve_path
+from .base import SinkError, open_output_file
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 2 << 30
@@ -26,7 +27,7 @@ DEFAULT_MAX_BYTES = 2 << 30
 class Y4MSink:
     def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """``max_bytes`` caps regular files only."""
-        self.path = Path(path).expanduser()
+        self.path = resolve_path(path)
         self.description = f"y4m:{self.path}"
         self.max_bytes = max_bytes
         self._file = None
@@ -38,10 +39,7 @@ class Y4MSink:
     def open(self, width: int, height: int, fps: float) -> None:
         if width % 2 or height % 2:
             raise SinkError(f"y4m needs even frame sizes for 4:2:0, got {width}x{height}")
-        try:
-            self._file = open(self.path, "wb")
-        except OSError as exc:
-            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
+        self._file = open(open_output_file(self.path), "wb")
         rate = Fraction(fps).limit_denominator(1001)
         # a device or pipe (/dev/null in the soak) takes no disk space: no cap
         regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)

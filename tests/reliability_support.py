@@ -1,0 +1,88 @@
+"""Helpers for the reliability tests: a live daemon session whose control socket the ``vcam`` CLI finds (its
+``XDG_RUNTIME_DIR`` is given to the CLI), bad files of every kind, and the CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from vcam.config import build_config, read_config_file
+from vcam.control import ControlClient
+from vcam.daemon import Daemon
+from vcam.daily_settings import DaemonSettings
+from vcam.live_config import LiveConfig
+from vcam.session import DaemonSession
+
+W, H = 320, 240
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` in its header (a valid IHDR chunk, no pixel data)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> None:
+    """Generous event wait: AssertionError only if ``predicate`` never holds within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(step)
+
+
+class Live:
+    def __init__(self, session: DaemonSession, root: Path, config_path: Path | None) -> None:
+        self.session, self.root, self.config_path = session, root, config_path
+        self.client = ControlClient(root / "vcam" / "control.sock")
+
+    @property
+    def daemon(self) -> Daemon:
+        return self.session.daemon
+
+    def status(self) -> dict[str, Any]:
+        return self.client.request("status")["status"]
+
+    def cli(self, *args: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess:
+        """``vcam ARGS`` against this daemon."""
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(self.root)}
+        return subprocess.run([sys.executable, "-m", "vcam", *args], env=env, stdout=stdout,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+@contextmanager
+def live_session(file_text: str | None = None, extra: dict[str, Any] | None = None,
+                 sinks: list[Any] | None = None, source: Any = None, watch: bool = True) -> Iterator[Live]:
+    """A running daemon (demo clip unless ``source``; real segmenter) with live config, the control API in
+    ``ROOT/vcam/control.sock`` and, with a ``file_text``, its config file watched."""
+    root = Path(tempfile.mkdtemp(prefix="vr"))
+    os.chmod(root, 0o700)
+    path = None
+    file_data: dict[str, Any] = {}
+    if file_text is not None:
+        path = root / "config.toml"
+        path.write_text(file_text)
+        file_data = read_config_file(path)
+    cli = {"source": {"device": "demo"}, "output": {"sinks": [f"y4m:{root / 'out.y4m'}"], "width": W, "height": H},
+           **(extra or {})}
+    config = build_config(file_data, cli)
+    daemon = Daemon(config, source=source, sinks=sinks)
+    live = LiveConfig(config, daemon.apply_config, path=path, file_data=file_data, cli_overrides=cli)
+    settings = DaemonSettings(on_demand=False, watch_config=watch and path is not None)
+    session = DaemonSession(daemon, live, control_address=root / "vcam" / "control.sock", settings=settings)
+    session.start()
+    try:
+        yield Live(session, root, path)
+    finally:
+        session.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""The SR policy of the upscale stage in ``auto`` mode: 2x SR only where its measured cost fits the frame budget
+together with the other stages, decided once per frame size; otherwise a plain resize. The cost measurement is
+injected (no clock in these tests)."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.postprocess.upscale import OTHER_STAGES_MS, Upscaler, UpscaleSettings
+
+
+class Probe:
+    """A fake cost measurement: fixed CPU ms per 640x360-equivalent of pixels; counts its calls."""
+
+    def __init__(self, ms_at_360p: float) -> None:
+        self.ms_at_360p = ms_at_360p
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, w: int, h: int) -> float:
+        self.calls.append((w, h))
+        return self.ms_at_360p * w * h / (640 * 360)
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (0, 0), 2.0)
+
+
+def plain(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+
+
+def test_sr_runs_when_its_cost_fits_the_budget(frame: np.ndarray) -> None:
+    probe = Probe(8.0)  # 8 + 12 (other stages) <= 22
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=probe)
+    out = up.process(frame, None, out_size=(1280, 720))
+    assert up.last_box == (0, 0, 640, 360)
+    assert not np.array_equal(out, plain(frame, (1280, 720)))
+    for _ in range(3):
+        up.process(frame, None, out_size=(1280, 720))
+    assert probe.calls == [(640, 360)]  # measured once per frame size
+
+
+def test_plain_resize_when_sr_does_not_fit(frame: np.ndarray) -> None:
+    probe = Probe(12.0)  # 12 + 12 > 22: e.g. a slower machine
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=probe)
+    out = up.process(frame, None, out_size=(1280, 720))
+    assert up.last_box is None
+    assert np.array_equal(out, plain(frame, (1280, 720)))
+    # a larger budget lets it in (the decision is taken again after a budget change)
+    up.configure(UpscaleSettings(mode="auto", person_only=False, frame_budget_ms=30.0))
+    up.process(frame, None, out_size=(1280, 720))
+    assert up.last_box == (0, 0, 640, 360)
+
+
+def test_the_other_stages_count(frame: np.ndarray) -> None:
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(8.0))
+    up.other_stages_ms = 16.0  # as a pipeline with heavier stages would report: 8 + 16 > 22
+    up.process(frame, None, out_size=(1280, 720))
+    assert up.last_box is None
+    assert OTHER_STAGES_MS + 8.0 <= UpscaleSettings().frame_budget_ms  # the default admits a 8 ms SR
+
+
+def test_portrait_crop_upscaled_by_less_than_2x_is_sr_then_resized_only_within_budget() -> None:
+    # a 720x404 strip of an upright phone for a 1280x720 output (1.78x): SR costs 1.26x the 360p figure
+    strip = np.full((404, 720, 3), 128, np.uint8)
+    cheap = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(6.0))
+    out = cheap.process(strip, None, out_size=(1280, 720))
+    assert cheap.last_box == (0, 0, 720, 404) and out.shape == (720, 1280, 3)  # 2x to 1440x808, then resized
+    costly = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(9.0))  # 11.4 + 12 > 22
+    out = costly.process(strip, None, out_size=(1280, 720))
+    assert costly.last_box is None and np.array_equal(out, plain(strip, (1280, 720)))
+
+
+def test_on_ignores_the_budget_and_off_never_measures(frame: np.ndarray) -> None:
+    probe = Probe(100.0)
+    on = Upscaler(UpscaleSettings(mode="on", person_only=False), cost_probe=probe)
+    on.process(frame, None, out_size=(1280, 720))
+    assert on.last_box == (0, 0, 640, 360)
+    off = Upscaler(UpscaleSettings(mode="off"), cost_probe=probe)
+    off.process(frame, None, out_size=(1280, 720))
+    assert probe.calls == [] and off.last_box is None
+
+
+def test_no_measurement_when_no_upscale_is_needed(frame: np.ndarray) -> None:
+    probe = Probe(1.0)
+    up = Upscaler(UpscaleSettings(mode="auto"), cost_probe=probe)
+    up.process(frame, None, out_size=(640, 360))
+    up.process(frame, None, out_size=(320, 180))
+    assert probe.calls == []
+
+
+def test_decision_is_logged_once(frame: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(12.0))
+    with caplog.at_level(logging.INFO, logger="vcam.postprocess.upscale"):
+        for _ in range(5):
+            up.process(frame, None, out_size=(1280, 720))
+    decisions = [r for r in caplog.records if "super-resolution (auto) off" in r.getMessage()]
+    assert len(decisions) == 1
+    assert "640x360" in decisions[0].getMessage() and "plain upscale" in decisions[0].getMessage()
+
+
+def test_default_probe_measures_the_sr_path_once(frame: np.ndarray) -> None:
+    # the real measurement (thread CPU time of a few calls): only its contract is checked here, not its value
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
+    ms = up._measure_sr_ms(320, 180)
+    assert ms > 0.0 and up.last_box is None
