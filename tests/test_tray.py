@@ -107,6 +107,11 @@ def test_tray_menu_drives_the_daemon(app) -> None:
         tray.beauty.trigger()
         assert run.session.live.config.beauty.enabled and tray.beauty.isChecked()
 
+        tray.framing.trigger()
+        assert run.session.live.config.framing.mode == "auto" and tray.framing.isChecked()
+        tray.framing.trigger()
+        assert run.session.live.config.framing.mode == "off" and not tray.framing.isChecked()
+
         tray.pause.trigger()
         assert run.session.daemon.held == "paused" and tray_state(tray.status) == "paused"
         wait_for(lambda: run.daemon.source._cap is None, timeout=1.0)

@@ -196,7 +196,7 @@ class LiveConfig:
         return {
             "preset": c.preset, "presets": self.presets(), "background_mode": c.background.mode,
             "blur": c.background.mode == "blur", "blur_strength": c.background.blur_strength,
-            "beauty": c.beauty.enabled, "mirror": c.background.mirror,
+            "beauty": c.beauty.enabled, "mirror": c.background.mirror, "framing": c.framing.mode == "auto",
             "config_path": str(self.path) if self.path else None, "config_error": self.error,
             "config_file_error": self.file_error, "change_error": self.change_error,
             "runtime_changes": copy.deepcopy(self._runtime), "reloads": self.reloads,

@@ -88,6 +88,8 @@ class Tray:
         self.preset_group.setExclusive(True)
         self.preset_actions: dict[str, QAction] = {}
         self.beauty = self._check("Beauty", lambda on: self._request("beauty", on=on))
+        self.framing = self._check("Auto-framing", lambda on: self._request(
+            "set", field="framing.mode", value="auto" if on else "off"))
         self.pause = self._check("Pause camera", lambda on: self._request("pause" if on else "resume"))
         self.menu.addSeparator()
         self.preview = self.menu.addAction("Open preview")
@@ -139,7 +141,7 @@ class Tray:
     def _show(self, status: dict[str, Any] | None) -> None:
         self.status = status
         up = status is not None
-        for action in (self.blur, self.beauty, self.pause, self.presets_menu.menuAction()):
+        for action in (self.blur, self.beauty, self.framing, self.pause, self.presets_menu.menuAction()):
             action.setEnabled(up)
         self.preview.setEnabled(bool(up and status.get("preview_url")))
         error = status.get("config_error") if up else None
@@ -151,6 +153,7 @@ class Tray:
             return
         self.blur.setChecked(bool(status.get("blur")))
         self.beauty.setChecked(bool(status.get("beauty")))
+        self.framing.setChecked(bool(status.get("framing")))
         self.pause.setChecked(bool(status.get("paused")))
         self._sync_presets(status.get("presets", []), status.get("preset"))
         camera = status.get("camera")
