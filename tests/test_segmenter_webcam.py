@@ -119,7 +119,8 @@ def _fake_sampler(fail_after: int | None = None):
             img = self.rng.integers(0, 255, (144, 256, 3), dtype=np.uint8)
             target = np.zeros((144, 256), np.float32)
             target[40:, 90:170] = 1.0
-            return img, target
+            size = (256 * self.target_scale, 144 * self.target_scale)
+            return img, cv2.resize(target, size, interpolation=cv2.INTER_NEAREST)
     return Fake
 
 
@@ -134,8 +135,8 @@ def test_segments_resume_and_append_to_the_ledger(tmp_path: Path) -> None:
     assert (row["segment"], row["steps"], row["steps_total"]) == (1, 3, 3)
     assert not (tmp_path / "work" / "last.pt").exists()
     assert (tmp_path / "c.ckpt").stat().st_size < 400_000  # fp16 weights, small enough to commit
-    row2 = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), scorer)
-    assert (row2["segment"], row2["steps_total"]) == (2, 6)
+    row2 = finetune.run_segment(finetune.parse_args(argv + ["--target-scale", "2"]), _fake_sampler(), scorer)
+    assert (row2["segment"], row2["steps_total"], row2["target_scale"]) == (2, 6, 2)
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert [r["segment"] for r in ledger] == [1, 2] and ledger[1]["val"] == {"all": {"iou": 0.5}}
     start, _ = finetune.load_start(tmp_path / "c.ckpt")  # the next segment starts from the trained weights

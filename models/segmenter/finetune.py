@@ -58,7 +58,12 @@ def edge_band(target: torch.Tensor, px: int = 2) -> torch.Tensor:
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    weight = 1.0 + 2.0 * edge_band(target)
+    """Against a target larger than the logits, the logits are upsampled bilinearly first (as the product
+    resizes the mask to the frame), so the loss also rewards where edges fall between model pixels."""
+    scale = target.shape[-1] // logits.shape[-1]
+    if scale > 1:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    weight = 1.0 + 2.0 * edge_band(target, px=2 * scale)
     bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
     p = torch.sigmoid(logits)
     inter = (p * target).sum(dim=(1, 2, 3))
@@ -111,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the segment number)")
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
+    p.add_argument("--target-scale", type=int, default=1, choices=(1, 2),
+                   help="targets at 1x or 2x the model size (2x: loss on the bilinearly upsampled mask)")
     p.add_argument("--work", type=Path, default=Path("runs/seg-webcam"))
     p.add_argument("--ckpt", type=Path, default=REPO_CKPT)
     p.add_argument("--ledger", type=Path, default=LEDGER)
@@ -144,6 +151,7 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     segment = meta["segments"] + 1
     sampler = sampler_factory(args.seed if args.seed is not None else segment)
+    sampler.target_scale = args.target_scale
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ema = Ema(net)
@@ -197,6 +205,7 @@ def _finish(args, segment: int, meta: dict, ema: Ema, step: int, elapsed: float,
     net.load_state_dict({k: v.half().float() for k, v in ema.state.items()})
     row = {"segment": segment, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "steps": step, "minutes": round(elapsed / 60, 2), "lr_peak": args.lr, "batch": args.batch,
+           "target_scale": args.target_scale,
            "loss_last_100": round(float(np.mean(losses[-100:])), 4) if losses else None, **meta,
            "val": _safe_score(scorer, net.eval(), args.val_limit)}
     args.ledger.parent.mkdir(parents=True, exist_ok=True)

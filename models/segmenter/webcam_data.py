@@ -162,6 +162,7 @@ class WebcamSampler:
         self.canvas = (2 * size[0], 2 * size[1])
         self.rng = np.random.default_rng(seed)
         self.kinds, self.weights = list(MIX), np.array(list(MIX.values()))
+        self.target_scale = 1  # targets at 1x or 2x the model size (2x: loss on the upsampled mask)
 
     def _pick(self, seq: list):
         return seq[int(self.rng.integers(len(seq)))]
@@ -201,7 +202,7 @@ class WebcamSampler:
         return random_crop(person, self.canvas, self.rng, 0.8, box)
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """(BGR uint8 [h, w, 3], target float32 [h, w]) at the model size."""
+        """(BGR uint8 [h, w, 3] at the model size, target float32 at ``target_scale`` x the model size)."""
         kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.weights))]
         item = self.composite() if kind == "composite" else self.street() if kind == "street" else \
             random_crop(self._pick(self.videos), self.canvas, self.rng, 0.6)
@@ -209,7 +210,8 @@ class WebcamSampler:
         if self.rng.random() < 0.5:
             image, target = image[:, ::-1], target[:, ::-1]
         image = cv2.resize(np.ascontiguousarray(image), self.size, interpolation=cv2.INTER_AREA)
-        target = cv2.resize(np.ascontiguousarray(target), self.size, interpolation=cv2.INTER_AREA)
+        target_size = (self.size[0] * self.target_scale, self.size[1] * self.target_scale)
+        target = cv2.resize(np.ascontiguousarray(target), target_size, interpolation=cv2.INTER_AREA)
         return image, np.clip(target, 0, 1)
 
 
