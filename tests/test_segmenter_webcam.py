@@ -116,7 +116,8 @@ def _fake_sampler(fail_after: int | None = None):
             Fake.calls += 1
             if fail_after is not None and Fake.calls > fail_after:
                 raise KeyboardInterrupt  # the process is stopped part-way through a segment
-            img = self.rng.integers(0, 255, (144, 256, 3), dtype=np.uint8)
+            k = getattr(self, "image_scale", 1)
+            img = self.rng.integers(0, 255, (144 * k, 256 * k, 3), dtype=np.uint8)
             target = np.zeros((144, 256), np.float32)
             target[40:, 90:170] = 1.0
             size = (256 * self.target_scale, 144 * self.target_scale)
@@ -142,3 +143,38 @@ def test_segments_resume_and_append_to_the_ledger(tmp_path: Path) -> None:
     start, _ = finetune.load_start(tmp_path / "c.ckpt")  # the next segment starts from the trained weights
     mp = OnnxNet.from_onnx(LANDSCAPE)
     assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), mp.state_dict().values()))
+
+
+def test_untrained_refine_head_returns_the_upsampled_coarse_mask(tmp_path: Path) -> None:
+    from models.segmenter.export_mp import export_refined
+    from models.segmenter.refine_head import RefinedNet
+
+    torch.set_num_threads(1)
+    net = RefinedNet(OnnxNet.from_onnx(LANDSCAPE)).eval()
+    x = torch.rand(1, 3, 288, 512)
+    with torch.no_grad():
+        refined, coarse = net(x, logits=True, with_coarse=True)
+        up = torch.nn.functional.interpolate(coarse, size=(288, 512), mode="bilinear", align_corners=False)
+    assert torch.equal(refined, up)
+    with torch.no_grad():  # a trained head changes the mask; the exported graph follows torch
+        net.head.out.weight.normal_(0, 0.5)
+    out = export_refined(net, tmp_path / "r.onnx")
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 3, 288, 512] and sess.get_outputs()[0].name == "mask"
+
+
+def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path, monkeypatch) -> None:
+    coarse = OnnxNet.from_onnx(LANDSCAPE)
+    with torch.no_grad():
+        coarse.weights[next(iter(coarse.weights))].add_(0.25)
+    finetune.save_repo_ckpt(tmp_path / "coarse.ckpt", coarse.state_dict(), {"segments": 1, "steps_total": 9,
+                                                                            "minutes_total": 1.0})
+    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "coarse.ckpt")
+    start, meta = finetune.load_start(tmp_path / "refine.ckpt", refine=True)
+    assert meta["coarse_from"]["steps_total"] == 9
+    assert all(torch.equal(a.half().float(), b) for a, b in zip(coarse.state_dict().values(),
+                                                                 start.coarse.state_dict().values()))
+    argv = ["--refine-head", "--max-steps", "2", "--batch", "2", "--work", str(tmp_path / "work"),
+            "--ckpt", str(tmp_path / "refine.ckpt"), "--ledger", str(tmp_path / "ledger.jsonl")]
+    row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
+    assert row["model"].endswith("refine-head") and row["target_scale"] == 2 and row["val"] == {"hw": (288, 512)}

@@ -31,11 +31,13 @@ import torch.nn.functional as F
 
 from ..mediapipe.torch_net import OnnxNet
 from .ensemble import LANDSCAPE
+from .refine_head import RefinedNet
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 REPO_CKPT = HERE / "checkpoints" / "webcam_mp.ckpt"
+REFINE_CKPT = HERE / "checkpoints" / "webcam_mp_refine.ckpt"
 LEDGER = HERE / "checkpoints" / "ledger.jsonl"
 INPUT_SIZE = (144, 256)  # H, W of MediaPipe landscape
 
@@ -91,14 +93,28 @@ def to_batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor
     return x, torch.from_numpy(y)
 
 
-def load_start(ckpt: Path) -> tuple[OnnxNet, dict]:
-    """MediaPipe's network with the committed weights when there are any (else MediaPipe's own)."""
-    net = OnnxNet.from_onnx(LANDSCAPE)
+def build_net(refine: bool) -> torch.nn.Module:
+    coarse = OnnxNet.from_onnx(LANDSCAPE)
+    return RefinedNet(coarse, INPUT_SIZE) if refine else coarse
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_start(ckpt: Path, refine: bool = False) -> tuple[torch.nn.Module, dict]:
+    """The network with the committed weights when there are any. Else MediaPipe's own weights; a refine model's
+    first segment starts its coarse part from the committed coarse checkpoint (``REPO_CKPT``) when there is one."""
+    net = build_net(refine)
     meta: dict = {"segments": 0, "steps_total": 0, "minutes_total": 0.0}
     if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        saved = _load(ckpt)
         net.load_state_dict({k: v.float() for k, v in saved["state"].items()})
         meta = saved["meta"]
+    elif refine and REPO_CKPT.exists():
+        saved = _load(REPO_CKPT)
+        net.coarse.load_state_dict({k: v.float() for k, v in saved["state"].items()})
+        meta["coarse_from"] = {"file": REPO_CKPT.name, **saved["meta"]}
     return net, meta
 
 
@@ -119,10 +135,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--target-scale", type=int, default=1, choices=(1, 2),
                    help="targets at 1x or 2x the model size (2x: loss on the bilinearly upsampled mask)")
     p.add_argument("--work", type=Path, default=Path("runs/seg-webcam"))
-    p.add_argument("--ckpt", type=Path, default=REPO_CKPT)
+    p.add_argument("--refine-head", action="store_true",
+                   help="train MediaPipe + the learned refine head at 2x (input 288x512; refine_head.py)")
+    p.add_argument("--ckpt", type=Path, default=None,
+                   help=f"repository checkpoint (default checkpoints/{REPO_CKPT.name}, with --refine-head "
+                   f"checkpoints/{REFINE_CKPT.name})")
     p.add_argument("--ledger", type=Path, default=LEDGER)
     p.add_argument("--val-limit", type=int, default=None, help="score on the first N validation frames only")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.ckpt is None:
+        args.ckpt = REFINE_CKPT if args.refine_head else REPO_CKPT
+    if args.refine_head:
+        args.target_scale = 2
+    return args
 
 
 def make_sampler(seed: int):
@@ -136,7 +161,7 @@ def make_sampler(seed: int):
     return WebcamSampler(people, videos, load_backgrounds(DATA_ROOT), (INPUT_SIZE[1], INPUT_SIZE[0]), seed)
 
 
-def score(net: OnnxNet, limit: int | None) -> dict:
+def score(net: torch.nn.Module, limit: int | None) -> dict:
     from tools.evaluation.webcam_val import score_torch
 
     return score_torch(net, limit)
@@ -147,11 +172,12 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     last = args.work / "last.pt"
-    net, meta = load_start(args.ckpt)
+    net, meta = load_start(args.ckpt, args.refine_head)
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     segment = meta["segments"] + 1
     sampler = sampler_factory(args.seed if args.seed is not None else segment)
     sampler.target_scale = args.target_scale
+    sampler.image_scale = 2 if args.refine_head else 1
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ema = Ema(net)
@@ -170,7 +196,12 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = to_batch([sampler.sample() for _ in range(args.batch)])
-        loss, parts = loss_fn(net(x, logits=True), y)
+        if args.refine_head:
+            refined, coarse = net(x, logits=True, with_coarse=True)
+            loss, parts = loss_fn(refined, y)
+            loss = loss + 0.5 * loss_fn(coarse, y)[0]
+        else:
+            loss, parts = loss_fn(net(x, logits=True), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -198,12 +229,13 @@ def _save_work(path: Path, segment: int, net, opt, ema: Ema, step: int, elapsed:
 
 def _finish(args, segment: int, meta: dict, ema: Ema, step: int, elapsed: float, losses: list[float],
             scorer) -> dict:
-    meta = {"segments": segment, "steps_total": meta["steps_total"] + step,
+    meta = {**meta, "segments": segment, "steps_total": meta["steps_total"] + step,
             "minutes_total": round(meta["minutes_total"] + elapsed / 60, 2)}
     save_repo_ckpt(args.ckpt, ema.state, meta)
-    net = OnnxNet.from_onnx(LANDSCAPE)
+    net = build_net(args.refine_head)
     net.load_state_dict({k: v.half().float() for k, v in ema.state.items()})
-    row = {"segment": segment, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    row = {"model": "mediapipe-landscape+refine-head" if args.refine_head else "mediapipe-landscape",
+           "segment": segment, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "steps": step, "minutes": round(elapsed / 60, 2), "lr_peak": args.lr, "batch": args.batch,
            "target_scale": args.target_scale,
            "loss_last_100": round(float(np.mean(losses[-100:])), 4) if losses else None, **meta,
@@ -216,7 +248,7 @@ def _finish(args, segment: int, meta: dict, ema: Ema, step: int, elapsed: float,
     return row
 
 
-def _safe_score(scorer, net: OnnxNet, limit: int | None) -> dict:
+def _safe_score(scorer, net: torch.nn.Module, limit: int | None) -> dict:
     try:
         return scorer(net, limit)
     except Exception as exc:  # the weights are already saved; the row records why it has no scores

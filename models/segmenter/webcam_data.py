@@ -163,6 +163,7 @@ class WebcamSampler:
         self.rng = np.random.default_rng(seed)
         self.kinds, self.weights = list(MIX), np.array(list(MIX.values()))
         self.target_scale = 1  # targets at 1x or 2x the model size (2x: loss on the upsampled mask)
+        self.image_scale = 1  # images at 1x or 2x the model size (2x: for the refine head)
 
     def _pick(self, seq: list):
         return seq[int(self.rng.integers(len(seq)))]
@@ -202,14 +203,15 @@ class WebcamSampler:
         return random_crop(person, self.canvas, self.rng, 0.8, box)
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """(BGR uint8 [h, w, 3] at the model size, target float32 at ``target_scale`` x the model size)."""
+        """(BGR uint8 [h, w, 3] at ``image_scale`` x the model size, target float32 at ``target_scale`` x)."""
         kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.weights))]
         item = self.composite() if kind == "composite" else self.street() if kind == "street" else \
             random_crop(self._pick(self.videos), self.canvas, self.rng, 0.6)
         image, target = degrade(item.image, self.rng), item.target
         if self.rng.random() < 0.5:
             image, target = image[:, ::-1], target[:, ::-1]
-        image = cv2.resize(np.ascontiguousarray(image), self.size, interpolation=cv2.INTER_AREA)
+        image_size = (self.size[0] * self.image_scale, self.size[1] * self.image_scale)
+        image = cv2.resize(np.ascontiguousarray(image), image_size, interpolation=cv2.INTER_AREA)
         target_size = (self.size[0] * self.target_scale, self.size[1] * self.target_scale)
         target = cv2.resize(np.ascontiguousarray(target), target_size, interpolation=cv2.INTER_AREA)
         return image, np.clip(target, 0, 1)

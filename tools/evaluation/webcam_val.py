@@ -149,14 +149,16 @@ _CACHE: dict[int | None, list[ValFrame]] = {}
 
 
 def score_torch(net, limit: int | None = None) -> dict[str, dict[str, float]]:
-    """Scores of a torch segmenter (``net(x) -> probability``, input 144x256) on the set; used by training."""
+    """Scores of a torch segmenter (``net(x) -> probability``; input ``net.input_hw``, default 144x256) on the
+    set; used by training."""
     import torch
 
     if limit not in _CACHE:
         _CACHE[limit] = build(limit=limit)
 
     def predict(frame: np.ndarray) -> np.ndarray:
-        small = cv2.resize(frame, (256, 144), interpolation=cv2.INTER_AREA)
+        h, w = getattr(net, "input_hw", (144, 256))
+        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         x = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         with torch.no_grad():
             return net(torch.from_numpy(x))[0, 0].numpy()
