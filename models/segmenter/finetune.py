@@ -134,7 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
     p.add_argument("--target-scale", type=int, default=1, choices=(1, 2),
                    help="targets at 1x or 2x the model size (2x: loss on the bilinearly upsampled mask)")
-    p.add_argument("--work", type=Path, default=Path("runs/seg-webcam"))
+    p.add_argument("--work", type=Path, default=None,
+                   help="in-progress state (default runs/seg-webcam, with --refine-head runs/seg-webcam-refine)")
     p.add_argument("--refine-head", action="store_true",
                    help="train MediaPipe + the learned refine head at 2x (input 288x512; refine_head.py)")
     p.add_argument("--ckpt", type=Path, default=None,
@@ -145,6 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.ckpt is None:
         args.ckpt = REFINE_CKPT if args.refine_head else REPO_CKPT
+    if args.work is None:
+        args.work = Path("runs/seg-webcam-refine" if args.refine_head else "runs/seg-webcam")
     if args.refine_head:
         args.target_scale = 2
     return args
