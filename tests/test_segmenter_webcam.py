@@ -178,3 +178,22 @@ def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path,
             "--ckpt", str(tmp_path / "refine.ckpt"), "--ledger", str(tmp_path / "ledger.jsonl")]
     row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
     assert row["model"].endswith("refine-head") and row["target_scale"] == 2 and row["val"] == {"hw": (288, 512)}
+
+
+def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
+    from tools.evaluation.segmenter import webcam_table
+
+    truth = np.zeros((180, 320), np.float32)
+    truth[40:, 100:220] = 1.0
+    frame = np.full((180, 320, 3), 40, np.uint8)
+    frame[truth > 0] = 220
+    frames = [webcam_val.ValFrame("composites", "composites", "1", frame, truth),
+              webcam_val.ValFrame("clips", "clip-a", "clip-a#0", frame, truth)]
+    small = cv2.resize(truth, (256, 144), interpolation=cv2.INTER_AREA)
+    perfect = webcam_val.evaluate(lambda f: small, frames)
+    empty = webcam_val.evaluate(lambda f: np.zeros_like(small), frames)
+    assert set(perfect) == {"composites", "clips", "clip:clip-a", "all"} and perfect["all"]["n"] == 2
+    assert perfect["composites"]["iou"] > 0.97 and perfect["composites"]["sad_refined"] < 1.0
+    assert empty["composites"]["iou"] == 0.0 and empty["composites"]["sad_refined"] > 10.0
+    text = webcam_table({"ref": perfect, "bad": empty}, "ref")
+    assert "| bad | 0.00 |" in text and "clip-a" in text

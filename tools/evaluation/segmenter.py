@@ -190,8 +190,9 @@ def webcam_table(scores: dict, reference: str) -> str:
     ref_sad = scores.get(reference, {}).get("composites", {}).get("sad_refined", np.nan)
     for name, s in scores.items():
         c, v = s["composites"], s["clips"]
+        ratio = c["sad_refined"] / ref_sad if ref_sad else float("nan")
         rows.append(f"| {name} | {100 * c['iou']:.2f} | {100 * c['bf']:.2f} | {100 * c['bf_refined']:.2f} "
-                    f"| {c['sad_refined']:.2f} | {c['sad_refined'] / ref_sad:.2f} | {100 * v['iou']:.2f} "
+                    f"| {c['sad_refined']:.2f} | {ratio:.2f} | {100 * v['iou']:.2f} "
                     f"| {100 * v['bf']:.2f} | {v['sad_refined']:.2f} |")
     clips = sorted(k for k in next(iter(scores.values())) if k.startswith("clip:"))
     rows += ["", "| model | " + " | ".join(c[5:] for c in clips) + " |", "|---|" + "---|" * len(clips)]
