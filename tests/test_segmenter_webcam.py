@@ -1,0 +1,199 @@
+"""The webcam-domain segmenter pieces: MediaPipe as a torch module, its export, the validation set's builder and
+held-out lists, the training data's exclusions and the resumable training segments with their ledger."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from models.mediapipe.torch_net import OnnxNet
+from models.segmenter import finetune
+from models.segmenter.ensemble import GENERAL, LANDSCAPE
+from models.segmenter.export_mp import write_onnx
+from models.segmenter.heldout import HELDOUT_BACKGROUNDS, HELDOUT_CLIPS, training_backgrounds, training_clips
+from models.segmenter.webcam_data import edge_sharpened, load_people
+from tools.evaluation import webcam_val
+from tools.paths import DATA_ROOT
+
+needs_data = pytest.mark.skipif(not (DATA_ROOT / "portrait-seg" / "val.txt").exists(), reason="no ../shared/data")
+
+
+def _ort(path: Path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["mask"], {"image": x})[0]
+
+
+@pytest.mark.parametrize("path", [LANDSCAPE, GENERAL])
+def test_torch_module_matches_onnx_runtime(path: Path) -> None:
+    torch.set_num_threads(1)
+    net = OnnxNet.from_onnx(path).eval()
+    h, w = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape[2:]
+    x = np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+        batched = net(torch.from_numpy(np.concatenate([x, x[:, :, ::-1].copy()])))[:1].numpy()
+    assert np.abs(ours - _ort(path, x)).max() < 1e-5
+    assert np.abs(batched - ours).max() < 1e-5
+    assert sum(p.numel() for p in net.parameters()) > 100_000  # every Conv weight is trainable
+
+
+def test_export_writes_trained_weights_into_the_graph(tmp_path: Path) -> None:
+    net = OnnxNet.from_onnx(LANDSCAPE).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1 + 0.05 * torch.randn(p.shape, generator=gen))
+    out = write_onnx(net, tmp_path / "m.onnx")
+    x = np.random.default_rng(2).random((1, 3, 144, 256), dtype=np.float32)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+    exported = _ort(out, x)
+    # perturbed weights make logits of tens: float32 summation order alone then moves a probability by ~1e-5
+    assert np.abs(exported - ours).max() < 1e-4
+    assert np.abs(exported - _ort(LANDSCAPE, x)).max() > 1e-3  # the weights really changed
+
+
+def test_edge_sharpened_takes_isnet_only_in_the_band() -> None:
+    human = np.zeros((40, 40), np.uint8)
+    human[10:30, 10:30] = 255
+    isnet = np.full((40, 40), 77, np.uint8)
+    alpha = edge_sharpened(human, isnet, band_px=2)
+    assert alpha[20, 20] == 1.0 and alpha[0, 0] == 0.0
+    assert alpha[10, 20] == pytest.approx(77 / 255)
+
+
+def test_held_out_lists_are_disjoint_from_training(tmp_path: Path) -> None:
+    (tmp_path / "signing").mkdir()
+    for name in (*HELDOUT_CLIPS, "train-a.mp4"):
+        (tmp_path / name).touch()
+    (tmp_path / "signing" / "asl-x.mkv").touch()
+    assert [p.name for p in training_clips(tmp_path)] == ["train-a.mp4", "asl-x.mkv"]
+    for name in (*HELDOUT_BACKGROUNDS, "room.jpg"):
+        (tmp_path / name).touch()
+    assert [p.name for p in training_backgrounds(tmp_path)] == ["room.jpg"]
+
+
+def test_training_people_exclude_validation_ids(tmp_path: Path) -> None:
+    for sub in ("portrait-seg/images", "portrait-seg/masks", "teacher-labels/isnet/portrait-seg"):
+        (tmp_path / sub).mkdir(parents=True)
+    mask = np.zeros((32, 24), np.uint8)
+    mask[4:30, 6:18] = 255
+    for i in ("0001", "0002", "0003"):
+        cv2.imwrite(str(tmp_path / "portrait-seg/images" / f"{i}.jpg"), np.full((32, 24, 3), int(i) * 40, np.uint8))
+        cv2.imwrite(str(tmp_path / "portrait-seg/masks" / f"{i}.png"), mask)
+        cv2.imwrite(str(tmp_path / "teacher-labels/isnet/portrait-seg" / f"{i}.png"), mask)
+    (tmp_path / "portrait-seg" / "val.txt").write_text("0002\n")
+    people = load_people(tmp_path)
+    assert sorted(int(p.image[0, 0, 0]) for p in people) == [40, 120]
+
+
+@needs_data
+def test_webcam_val_composites_are_deterministic_and_framed() -> None:
+    a, b = webcam_val.composites(limit=3), webcam_val.composites(limit=3)
+    assert [f.name for f in a] == [f.name for f in b]
+    for fa, fb in zip(a, b):
+        assert np.array_equal(fa.image, fb.image) and np.array_equal(fa.truth, fb.truth)
+        assert fa.image.shape == (360, 640, 3)
+        rows = np.nonzero((fa.truth >= 0.5).any(axis=1))[0]
+        assert rows.min() < 360 / 3  # the head starts in the upper third
+        assert (fa.truth[-1] >= 0.5).any()  # the bottom edge cuts the person
+    val_ids = set((DATA_ROOT / "portrait-seg" / "val.txt").read_text().split())
+    assert {f.name for f in a} <= val_ids
+
+
+def _fake_sampler(fail_after: int | None = None):
+    class Fake:
+        calls = 0
+
+        def __init__(self, seed: int) -> None:
+            self.rng = np.random.default_rng(seed)
+
+        def sample(self):
+            Fake.calls += 1
+            if fail_after is not None and Fake.calls > fail_after:
+                raise KeyboardInterrupt  # the process is stopped part-way through a segment
+            k = getattr(self, "image_scale", 1)
+            img = self.rng.integers(0, 255, (144 * k, 256 * k, 3), dtype=np.uint8)
+            target = np.zeros((144, 256), np.float32)
+            target[40:, 90:170] = 1.0
+            size = (256 * self.target_scale, 144 * self.target_scale)
+            return img, cv2.resize(target, size, interpolation=cv2.INTER_NEAREST)
+    return Fake
+
+
+def test_segments_resume_and_append_to_the_ledger(tmp_path: Path) -> None:
+    argv = ["--max-steps", "3", "--batch", "2", "--ckpt-minutes", "0", "--work", str(tmp_path / "work"),
+            "--ckpt", str(tmp_path / "c.ckpt"), "--ledger", str(tmp_path / "ledger.jsonl")]
+    scorer = lambda net, limit: {"all": {"iou": 0.5}}  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):  # killed during step 3: steps 1-2 are saved
+        finetune.run_segment(finetune.parse_args(argv), _fake_sampler(fail_after=5), scorer)
+    assert torch.load(tmp_path / "work" / "last.pt", weights_only=False)["step"] == 2
+    row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), scorer)
+    assert (row["segment"], row["steps"], row["steps_total"]) == (1, 3, 3)
+    assert not (tmp_path / "work" / "last.pt").exists()
+    assert (tmp_path / "c.ckpt").stat().st_size < 400_000  # fp16 weights, small enough to commit
+    row2 = finetune.run_segment(finetune.parse_args(argv + ["--target-scale", "2"]), _fake_sampler(), scorer)
+    assert (row2["segment"], row2["steps_total"], row2["target_scale"]) == (2, 6, 2)
+    ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert [r["segment"] for r in ledger] == [1, 2] and ledger[1]["val"] == {"all": {"iou": 0.5}}
+    start, _ = finetune.load_start(tmp_path / "c.ckpt")  # the next segment starts from the trained weights
+    mp = OnnxNet.from_onnx(LANDSCAPE)
+    assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), mp.state_dict().values()))
+
+
+def test_untrained_refine_head_returns_the_upsampled_coarse_mask(tmp_path: Path) -> None:
+    from models.segmenter.export_mp import export_refined
+    from models.segmenter.refine_head import RefinedNet
+
+    torch.set_num_threads(1)
+    net = RefinedNet(OnnxNet.from_onnx(LANDSCAPE)).eval()
+    x = torch.rand(1, 3, 288, 512)
+    with torch.no_grad():
+        refined, coarse = net(x, logits=True, with_coarse=True)
+        up = torch.nn.functional.interpolate(coarse, size=(288, 512), mode="bilinear", align_corners=False)
+    assert torch.equal(refined, up)
+    with torch.no_grad():  # a trained head changes the mask; the exported graph follows torch
+        net.head.out.weight.normal_(0, 0.5)
+    out = export_refined(net, tmp_path / "r.onnx")
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 3, 288, 512] and sess.get_outputs()[0].name == "mask"
+
+
+def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path, monkeypatch) -> None:
+    coarse = OnnxNet.from_onnx(LANDSCAPE)
+    with torch.no_grad():
+        coarse.weights[next(iter(coarse.weights))].add_(0.25)
+    finetune.save_repo_ckpt(tmp_path / "coarse.ckpt", coarse.state_dict(), {"segments": 1, "steps_total": 9,
+                                                                            "minutes_total": 1.0})
+    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "coarse.ckpt")
+    start, meta = finetune.load_start(tmp_path / "refine.ckpt", refine=True)
+    assert meta["coarse_from"]["steps_total"] == 9
+    assert all(torch.equal(a.half().float(), b) for a, b in zip(coarse.state_dict().values(),
+                                                                 start.coarse.state_dict().values()))
+    argv = ["--refine-head", "--max-steps", "2", "--batch", "2", "--work", str(tmp_path / "work"),
+            "--ckpt", str(tmp_path / "refine.ckpt"), "--ledger", str(tmp_path / "ledger.jsonl")]
+    row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
+    assert row["model"].endswith("refine-head") and row["target_scale"] == 2 and row["val"] == {"hw": (288, 512)}
+
+
+def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
+    from tools.evaluation.segmenter import webcam_table
+
+    truth = np.zeros((180, 320), np.float32)
+    truth[40:, 100:220] = 1.0
+    frame = np.full((180, 320, 3), 40, np.uint8)
+    frame[truth > 0] = 220
+    frames = [webcam_val.ValFrame("composites", "composites", "1", frame, truth),
+              webcam_val.ValFrame("clips", "clip-a", "clip-a#0", frame, truth)]
+    small = cv2.resize(truth, (256, 144), interpolation=cv2.INTER_AREA)
+    perfect = webcam_val.evaluate(lambda f: small, frames)
+    empty = webcam_val.evaluate(lambda f: np.zeros_like(small), frames)
+    assert set(perfect) == {"composites", "clips", "clip:clip-a", "all"} and perfect["all"]["n"] == 2
+    assert perfect["composites"]["iou"] > 0.97 and perfect["composites"]["sad_refined"] < 1.0
+    assert empty["composites"]["iou"] == 0.0 and empty["composites"]["sad_refined"] > 10.0
+    text = webcam_table({"ref": perfect, "bad": empty}, "ref")
+    assert "| bad | 0.00 |" in text and "clip-a" in text
