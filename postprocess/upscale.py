@@ -131,7 +131,11 @@ class Upscaler:
         self.last_box: tuple[int, int, int, int] | None = None  # box SR ran on in the last call (frame px)
         self._logged_skip: tuple[int, int] | None = None
         self._cost_probe = cost_probe or self._measure_sr_ms
-        self._fits: dict[tuple[int, int], bool] = {}  # auto mode: does SR fit the budget, per frame size
+        # auto mode: SR's measured CPU ms per pixel (measured once; SR's cost grows with the pixel count) and the
+        # last decision, logged when it changes
+        self._sr_ms_per_pixel: float | None = None
+        self._last_fit: tuple[tuple[int, int], bool] | None = None
+        self._last_size: tuple[int, int] | None = None  # the previous frame's size (auto: SR on steady sizes only)
         self.other_stages_ms = OTHER_STAGES_MS  # the pipeline may set its measured figure here
         # How Cr/Cb (and Y outside the person's box) are upscaled 2x: bilinear by default (see docs/sr.md for
         # what a better filter would gain); the evaluation compares others.
@@ -141,8 +145,6 @@ class Upscaler:
 
     def configure(self, settings: UpscaleSettings) -> None:
         """Swap settings between frames (the model sessions and the measured SR costs are kept)."""
-        if settings.frame_budget_ms != self.settings.frame_budget_ms:
-            self._fits.clear()
         self.settings = settings
 
     def reset(self) -> None:
@@ -184,6 +186,7 @@ class Upscaler:
         return self._resize(bgr, out_size)
 
     def _sr_wanted(self, w: int, h: int, out_w: int, out_h: int) -> bool:
+        previous, self._last_size = self._last_size, (w, h)
         mode = self.settings.mode
         if mode == "off":
             return False
@@ -197,16 +200,22 @@ class Upscaler:
                 log.info("super-resolution (auto) skipped for %dx%d camera frames: over auto_max_pixels=%d; plain "
                          "upscale", w, h, self.settings.auto_max_pixels)
             return False
+        # A size that changes from frame to frame (an auto-framing zoom) is resized plainly: a fixed-shape SR
+        # session and its warm-up for every passing size would cost far more than SR saves.
+        if previous is not None and previous != (w, h):
+            return False
         return self._fits_budget(w, h)
 
     def _fits_budget(self, w: int, h: int) -> bool:
-        """Whether 2x SR of w x h frames plus the other stages stays within the frame budget (decided once per
-        frame size from the measured cost, and logged)."""
-        fits = self._fits.get((w, h))
-        if fits is None:
-            sr_ms = self._cost_probe(w, h)
-            total = sr_ms + self.other_stages_ms
-            fits = self._fits[(w, h)] = total <= self.settings.frame_budget_ms
+        """Whether 2x SR of w x h frames plus the other stages stays within the frame budget: SR's cost is
+        measured once on this machine (at the first size) and scaled by the pixel count; logged when it changes."""
+        if self._sr_ms_per_pixel is None:
+            self._sr_ms_per_pixel = self._cost_probe(w, h) / (w * h)
+        sr_ms = self._sr_ms_per_pixel * w * h
+        total = sr_ms + self.other_stages_ms
+        fits = total <= self.settings.frame_budget_ms
+        if self._last_fit is None or self._last_fit[1] != fits:
+            self._last_fit = ((w, h), fits)
             log.info("super-resolution (auto) %s for %dx%d camera frames: %.1f ms per frame on this machine + %.1f "
                      "ms for the other stages %s the %.1f ms budget%s", "on" if fits else "off", w, h, sr_ms,
                      self.other_stages_ms, "fits" if fits else "exceeds", self.settings.frame_budget_ms,

@@ -110,3 +110,31 @@ def test_default_probe_measures_the_sr_path_once(frame: np.ndarray) -> None:
     up = Upscaler(UpscaleSettings(mode="auto", person_only=False))
     ms = up._measure_sr_ms(320, 180)
     assert ms > 0.0 and up.last_box is None
+
+
+def test_a_size_that_changes_every_frame_is_resized_plainly_then_sr_once_it_holds() -> None:
+    # an auto-framing zoom: the crop grows a little every frame; SR would build a session per passing size
+    probe = Probe(4.0)
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=probe)
+    sizes = [(640, 360), (648, 364), (656, 368), (664, 372), (664, 372)]
+    boxes = []
+    for w, h in sizes:
+        up.process(np.full((h, w, 3), 128, np.uint8), None, out_size=(1280, 720))
+        boxes.append(up.last_box)
+    assert boxes[0] == (0, 0, 640, 360)  # the first frame: nothing to compare with
+    assert boxes[1:4] == [None, None, None]  # zooming: plain resize
+    assert boxes[4] == (0, 0, 664, 372)  # the size held: SR again
+    assert probe.calls == [(640, 360)]  # measured once, scaled by the pixel count for other sizes
+
+
+def test_the_cost_scales_with_pixels_across_sizes() -> None:
+    # 6 ms at 640x360 fits (6 + 12 <= 22); the same machine on 720x404 (1.26x the pixels) costs 7.6 ms: fits;
+    # with 8 ms at 640x360, 720x404 costs 10.1 ms: 22.1 > 22, plain
+    for ms, expected in ((6.0, (0, 0, 720, 404)), (8.0, None)):
+        probe = Probe(ms)
+        up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=probe)
+        up.process(np.full((360, 640, 3), 128, np.uint8), None, out_size=(1280, 720))
+        strip = np.full((404, 720, 3), 128, np.uint8)
+        up.process(strip, None, out_size=(1280, 720))  # a new size: resized plainly this frame
+        up.process(strip, None, out_size=(1280, 720))
+        assert up.last_box == expected and probe.calls == [(640, 360)]

@@ -136,6 +136,7 @@ def test_auto_leaves_frames_above_its_pixel_budget_to_a_plain_resize(demo_frames
     assert np.array_equal(out, cv2.resize(hd, (1920, 1080), interpolation=cv2.INTER_LINEAR))
     # VGA and below still get it; a raised budget, or "on", gets it for 720p too
     vga = cv2.resize(hd, (640, 480), interpolation=cv2.INTER_AREA)
+    up.process(vga, None, out_size=(1280, 960))  # a new size: its first frame is resized plainly
     up.process(vga, None, out_size=(1280, 960))
     assert up.last_box == (0, 0, 640, 480)
     raised = Upscaler(UpscaleSettings(mode="auto", person_only=False, auto_max_pixels=1280 * 720),
