@@ -43,7 +43,7 @@ AUTO_MAX_PIXELS = 640 * 480  # SR in auto mode up to VGA: the low-resolution cam
 # (``Upscaler.other_stages_ms``): `vcam bench --camera-size 640x360 --set upscale.mode=off` spends about 9 ms per
 # frame in all, an upright 720x1280 camera about 12 ms.
 OTHER_STAGES_MS = 12.0
-_PROBE_WARM, _PROBE_TIMED = 2, 5  # calls of the SR path when its cost is measured (once per frame size)
+_PROBE_WARM, _PROBE_TIMED = 2, 5  # calls of the SR path when its cost is measured (once per Upscaler, then scaled by pixels)
 
 
 class UpscaleSettings(BaseModel):
@@ -118,7 +118,7 @@ class Upscaler:
     def __init__(self, settings: UpscaleSettings | None = None, model_path: str | Path | None = None,
                  cost_probe: Callable[[int, int], float] | None = None) -> None:
         """``cost_probe(w, h)``: CPU ms of 2x SR of a w x h frame on this machine (default: a few warm calls of the
-        stage's own SR path, timed in thread CPU time, once per frame size; tests inject their own)."""
+        stage's own SR path, timed in thread CPU time, once; tests inject their own)."""
         self.settings = settings or UpscaleSettings()
         self._model_path = Path(model_path) if model_path is not None else default_model_path()
         self._runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()

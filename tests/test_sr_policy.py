@@ -1,5 +1,5 @@
 """The SR policy of the upscale stage in ``auto`` mode: 2x SR only where its measured cost fits the frame budget
-together with the other stages, decided once per frame size; otherwise a plain resize. The cost measurement is
+together with the other stages, its cost measured once and scaled by pixels, on steady frame sizes; otherwise a plain resize. The cost measurement is
 injected (no clock in these tests)."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_sr_runs_when_its_cost_fits_the_budget(frame: np.ndarray) -> None:
     assert not np.array_equal(out, plain(frame, (1280, 720)))
     for _ in range(3):
         up.process(frame, None, out_size=(1280, 720))
-    assert probe.calls == [(640, 360)]  # measured once per frame size
+    assert probe.calls == [(640, 360)]  # measured once
 
 
 def test_plain_resize_when_sr_does_not_fit(frame: np.ndarray) -> None:
