@@ -183,3 +183,75 @@ def test_chromium_preview_page_shows_live_blurred_output(tmp_path: Path, source_
         daemon.terminate()
         daemon.wait(10)
     _assert_blurred_background(seen, source_energy)
+
+
+def _upright_phone_clip(path: Path, frames: int = 90) -> Path:
+    """A 720x1280 phone held upright: the demo's person, whole head in view, with a room above and below."""
+    import cv2
+
+    from vcam.config import bundled_background
+
+    room = cv2.imread(bundled_background("architecture"))
+    room = cv2.resize(room[:, : room.shape[0] * 720 // 1280], (720, 1280), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (720, 1280))
+    for frame in read_demo_frames(frames):
+        canvas = room.copy()
+        canvas[420:825] = cv2.resize(frame, (720, 405), interpolation=cv2.INTER_AREA)
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+def _y4m_frame(path: Path, index: int, size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    import cv2
+
+    data = path.read_bytes()
+    start = data.index(b"\n") + 1 + index * FRAME_BYTES_720P + 6  # header line, then "FRAME\n" + I420 each
+    w, h = size
+    i420 = np.frombuffer(data[start:start + w * h * 3 // 2], np.uint8).reshape(h * 3 // 2, w)
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
+UPRIGHT_SETTINGS = ("--set", 'framing.mode="auto"')
+
+
+@needs_chromium
+def test_chromium_sees_an_upright_phone_framed_with_the_whole_head(tmp_path: Path) -> None:
+    """An upright 720x1280 source on the 1280x720 output (output.fit = auto): Chromium receives live 1280x720
+    frames, and in them the whole head (face box plus a third of its height above) is in view."""
+    import cv2
+
+    from vcam.registry import verified_model_path
+
+    y4m = tmp_path / "out.y4m"
+    clip = _upright_phone_clip(tmp_path / "upright.avi")
+    daemon = _start_daemon(tmp_path, f"y4m:{y4m}", source=str(clip), extra=UPRIGHT_SETTINGS)
+    server = _PageServer()
+    browser = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (y4m.exists() and y4m.stat().st_size > 60 * FRAME_BYTES_720P):
+            assert daemon.poll() is None, daemon.stdout.read()
+            assert time.monotonic() < deadline, "daemon produced no frames"
+            time.sleep(0.2)
+        browser = subprocess.Popen(
+            [CHROMIUM, *_chromium_flags(tmp_path / "chrome"), "--use-fake-ui-for-media-stream",
+             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}", server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert server.done.wait(60), "the page never posted its measurements"
+    finally:
+        if browser is not None:
+            browser.kill()
+        daemon.terminate()
+        daemon.wait(10)
+        server.close()
+    seen = server.results
+    assert seen is not None and "error" not in seen, seen
+    assert (seen["width"], seen["height"]) == (1280, 720) and seen["distinct_frames"] >= 4, seen
+    detector = cv2.FaceDetectorYN.create(str(verified_model_path("yunet", "face-detection")), "", (1280, 720), 0.7)
+    for index in (30, 45, 59):  # after the first second: the framing has settled
+        _, faces = detector.detect(_y4m_frame(y4m, index))
+        assert faces is not None and len(faces), f"no face in output frame {index}"
+        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])[:4]
+        assert y - h / 3 >= 0 and y + h <= 720, f"head cut in frame {index}: face box {x, y, w, h}"
+        assert h <= 0.5 * 720, f"extreme close-up in frame {index}: face {h:.0f} px high"
