@@ -9,7 +9,13 @@ source and converting each output frame to I420 (what the virtual camera sink do
 ``reference=True`` also runs, in the same process on the same frames, the per-frame work of the blur mode of
 Linux-Fake-Background-Webcam re-implemented with the same segmenter (full-resolution mask, threshold, 5x5 dilate,
 10x10 box blur, 21x21 Gaussian background, linear blend) and reports our cost as a ratio of it: this machine's
-speed drifts by 1.5x between sessions, the ratio much less.
+speed drifts by 1.5x between sessions, the ratio much less. The reference works at the output size too: a source
+frame of another size is centre-cropped to the output's aspect ratio and resized (bilinear) first, as LFBW
+would get it from a camera opened at the output size.
+
+``latency_p50_ms`` / ``latency_p99_ms``: wall time from a decoded frame (its capture timestamp) to its I420 frame
+written, i.e. the latency vcam's processing adds in this one thread. In the daemon the output clock adds the
+wait for its next tick (up to one output period) on top.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import cv2
 import numpy as np
 
 from .config import build_config
-from .pipeline import STAGES, Pipeline
+from .pipeline import STAGES, Pipeline, fit_window
 from .segmenter import Segmenter, load_segmenter
 from .sources import open_source
 
@@ -42,6 +48,19 @@ def lfbw_blur_frame(frame: np.ndarray, seg: Segmenter, out: np.ndarray) -> None:
     cv2.blur(mask, (10, 10), dst=mask)
     background = cv2.GaussianBlur(frame, (21, 21), 7, borderType=cv2.BORDER_DEFAULT)
     cv2.blendLinear(frame, background, mask, 1 - mask, dst=out)
+
+
+def fit_to_output(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``frame`` centre-cropped to the aspect ratio of ``size`` and resized (bilinear) to it: the reference's
+    input for a source of another size than the output."""
+    h, w = frame.shape[:2]
+    if (w, h) == size:
+        return frame
+    window = fit_window(w, h, *size)
+    if window is not None:
+        x0, y0, cw, ch = window
+        frame = frame[y0:y0 + ch, x0:x0 + cw]
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _cpu_ms_per_frame(source: str, size: tuple[int, int], frames: int,
@@ -64,71 +83,102 @@ def _cpu_ms_per_frame(source: str, size: tuple[int, int], frames: int,
 
 
 def run_reference(source: str, size: tuple[int, int], frames: int, seg: Segmenter) -> float:
-    """``cpu_ms_per_frame`` of the Linux-Fake-Background-Webcam blur baseline on the same source."""
+    """``cpu_ms_per_frame`` of the Linux-Fake-Background-Webcam blur baseline on the same source, at the output
+    size."""
     out = np.empty((size[1], size[0], 3), np.uint8)
 
     def per_frame(frame: np.ndarray) -> np.ndarray:
-        lfbw_blur_frame(frame, seg, out)
+        lfbw_blur_frame(fit_to_output(frame, size), seg, out)
         return out
 
     return _cpu_ms_per_frame(source, size, frames, per_frame)
 
 
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def _p99(values: list[float]) -> float:
+    return round(float(np.percentile(values, 99)), 3)
+
+
+class _Samples:
+    """Per-frame figures of one bench run (milliseconds)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[float]] = {name: [] for name in STAGES}
+        self.decode: list[float] = []
+        self.pipeline: list[float] = []
+        self.i420: list[float] = []
+        self.latency: list[float] = []
+
+
+def _measure(src: Any, pipeline: Pipeline, frames: int, camera_size: tuple[int, int] | None,
+             size: tuple[int, int]) -> tuple[_Samples, float, float]:
+    """Run ``frames`` frames (after a warm-up) through decode, the pipeline and I420; the samples, the process
+    CPU seconds and the wall seconds of the measured frames."""
+    i420 = np.zeros((size[1] * 3 // 2, size[0]), np.uint8)
+    samples = _Samples()
+    cpu0 = wall0 = 0.0
+    for i in range(frames + WARMUP_FRAMES):
+        if i == WARMUP_FRAMES:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+        t0 = time.thread_time()
+        frame = src.read()
+        if frame is None:
+            raise RuntimeError(f"source {src.description} gave no frame")
+        if camera_size is not None:
+            frame = cv2.resize(frame, camera_size, interpolation=cv2.INTER_AREA)
+        captured = time.perf_counter()  # the frame's capture timestamp: a camera frame has just arrived
+        t1 = time.thread_time()
+        out = pipeline.process(frame)
+        t2 = time.thread_time()
+        cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420, dst=i420)  # what the virtual camera sink does per frame
+        t3 = time.thread_time()
+        if i >= WARMUP_FRAMES:
+            samples.latency.append((time.perf_counter() - captured) * 1e3)
+            samples.decode.append((t1 - t0) * 1e3)
+            samples.pipeline.append((t2 - t1) * 1e3)
+            samples.i420.append((t3 - t2) * 1e3)
+            for name in STAGES:
+                samples.stages[name].append(pipeline.timings_ms[name])
+    return samples, time.process_time() - cpu0, time.perf_counter() - wall0
+
+
 def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames: int = 300, preset: str = "blur",
               segmenter: str = "auto", overrides: dict[str, Any] | None = None,
-              camera_size: tuple[int, int] | None = None, reference: bool = False) -> dict[str, Any]:
+              camera_size: tuple[int, int] | None = None, reference: bool = False,
+              loaded: Segmenter | None = None) -> dict[str, Any]:
     """``camera_size`` downscales each decoded frame first, standing in for a low-resolution camera (that resize
-    is counted in ``decode_ms`` and ``cpu_ms_per_frame``)."""
+    is counted in ``decode_ms`` and ``cpu_ms_per_frame``). ``loaded``: an already loaded segmenter to use instead
+    of loading ``segmenter`` (a loop over many sources)."""
     cv2.setNumThreads(1)
     data = {"preset": preset, "output": {"width": size[0], "height": size[1], "sinks": []},
             "model": {"segmenter": segmenter, "threads": 1}}
     from .config import deep_merge
 
     config = build_config(deep_merge(data, overrides or {}), origin="bench")
-    seg = load_segmenter(config.model.segmenter, threads=1)
+    seg = loaded or load_segmenter(config.model.segmenter, threads=1)
     pipeline = Pipeline(config, seg)
     src = open_source(source, *size, 30.0, realtime=False)
     src.open()
-    i420 = np.zeros((size[1] * 3 // 2, size[0]), np.uint8)
-    per_stage: dict[str, list[float]] = {name: [] for name in STAGES}
-    totals, decode, output = [], [], []
-    cpu0 = wall0 = 0.0
     try:
-        for i in range(frames + WARMUP_FRAMES):
-            if i == WARMUP_FRAMES:
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-            t0 = time.thread_time()
-            frame = src.read()
-            if frame is None:
-                raise RuntimeError(f"source {source} gave no frame")
-            if camera_size is not None:
-                frame = cv2.resize(frame, camera_size, interpolation=cv2.INTER_AREA)
-            t1 = time.thread_time()
-            out = pipeline.process(frame)
-            t2 = time.thread_time()
-            cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420, dst=i420)  # what the virtual camera sink does per frame
-            t3 = time.thread_time()
-            if i >= WARMUP_FRAMES:
-                decode.append((t1 - t0) * 1e3)
-                totals.append((t2 - t1) * 1e3)
-                output.append((t3 - t2) * 1e3)
-                for name in STAGES:
-                    per_stage[name].append(pipeline.timings_ms[name])
-        cpu = time.process_time() - cpu0
-        wall = time.perf_counter() - wall0
+        samples, cpu, wall = _measure(src, pipeline, frames, camera_size, size)
     finally:
         src.close()
     result: dict[str, Any] = {
         "source": source, "camera_size": f"{camera_size[0]}x{camera_size[1]}" if camera_size else "native",
         "size": f"{size[0]}x{size[1]}", "preset": preset, "segmenter": seg.card.name,
-        "frames": frames, "decode_ms": round(statistics.median(decode), 3),
+        "frames": frames, "decode_ms": _median(samples.decode),
     }
     for name in STAGES:
-        result[f"{name}_ms"] = round(statistics.median(per_stage[name]), 3)
-    result["pipeline_ms"] = round(statistics.median(totals), 3)
-    result["i420_ms"] = round(statistics.median(output), 3)
+        result[f"{name}_ms"] = _median(samples.stages[name])
+    result["pipeline_ms"] = _median(samples.pipeline)
+    result["i420_ms"] = _median(samples.i420)
     result["cpu_ms_per_frame"] = round(cpu * 1e3 / frames, 3)
     result["fps"] = round(frames / wall, 1)
+    result["latency_p50_ms"] = _median(samples.latency)
+    result["latency_p99_ms"] = _p99(samples.latency)
     if reference:
         ref = run_reference(source, size, frames, seg)
         result["reference_cpu_ms_per_frame"] = round(ref, 3)
