@@ -1,15 +1,19 @@
-"""``vcam bench``: per-stage median milliseconds and process CPU time per frame, at one thread everywhere.
+"""``vcam bench``: per-stage median milliseconds and CPU time per frame, at one thread everywhere.
 
-Per-stage figures are this thread's CPU time (``time.thread_time``), so other processes on a busy machine do not
-inflate them; ``fps`` is wall-clock and does depend on the machine's load.
+All CPU figures are this thread's CPU time (``time.thread_time``; at one thread the decoder, OpenCV and ONNX
+Runtime all work on it), so other processes on a busy machine do not inflate them; ``fps`` is wall-clock and
+does depend on the machine's load.
 
-``cpu_ms_per_frame`` is the process's CPU time divided by the frames measured, so it includes decoding the
-source and converting each output frame to I420 (what the virtual camera sink does), not just the effects.
+``cpu_ms_per_frame`` is the mean CPU time per frame of decoding the source, the pipeline and converting the
+output frame to I420 (what the virtual camera sink does), not just the effects. ``process_cpu_ms_per_frame`` is
+the process's CPU time over the same frames (with ``reference``, ours and the reference's together): a check
+that no work hides in other threads.
 
-``reference=True`` also runs, in the same process on the same frames, the per-frame work of the blur mode of
+``reference=True`` also runs, on each decoded frame right after ours, the per-frame work of the blur mode of
 Linux-Fake-Background-Webcam re-implemented with the same segmenter (full-resolution mask, threshold, 5x5 dilate,
-10x10 box blur, 21x21 Gaussian background, linear blend) and reports our cost as a ratio of it: this machine's
-speed drifts by 1.5x between sessions, the ratio much less. The reference works at the output size too: a source
+10x10 box blur, 21x21 Gaussian background, linear blend, the same decode and I420) and reports our cost as a
+ratio of it. The two are paired frame by frame, so a change in the machine's load hits both alike: this
+machine's speed drifts by 1.5x between runs, the ratio much less. The reference works at the output size too: a source
 frame of another size is centre-cropped to the output's aspect ratio and resized (bilinear) first, as LFBW
 would get it from a camera opened at the output size.
 
@@ -63,35 +67,15 @@ def fit_to_output(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
-def _cpu_ms_per_frame(source: str, size: tuple[int, int], frames: int,
-                      per_frame: Callable[[np.ndarray], np.ndarray]) -> float:
-    """Process CPU ms per frame of decode + ``per_frame`` + the I420 conversion, after a short warm-up."""
-    src = open_source(source, *size, 30.0, realtime=False)
-    src.open()
-    i420 = np.zeros((size[1] * 3 // 2, size[0]), np.uint8)
-    try:
-        for i in range(frames + WARMUP_FRAMES):
-            if i == WARMUP_FRAMES:
-                cpu0 = time.process_time()
-            frame = src.read()
-            if frame is None:
-                raise RuntimeError(f"source {source} gave no frame")
-            cv2.cvtColor(per_frame(frame), cv2.COLOR_BGR2YUV_I420, dst=i420)
-        return (time.process_time() - cpu0) * 1e3 / frames
-    finally:
-        src.close()
-
-
-def run_reference(source: str, size: tuple[int, int], frames: int, seg: Segmenter) -> float:
-    """``cpu_ms_per_frame`` of the Linux-Fake-Background-Webcam blur baseline on the same source, at the output
-    size."""
+def reference_frame(seg: Segmenter, size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """The reference's per-frame work on a decoded frame: fit it to the output size, LFBW blur; its output."""
     out = np.empty((size[1], size[0], 3), np.uint8)
 
     def per_frame(frame: np.ndarray) -> np.ndarray:
         lfbw_blur_frame(fit_to_output(frame, size), seg, out)
         return out
 
-    return _cpu_ms_per_frame(source, size, frames, per_frame)
+    return per_frame
 
 
 def _median(values: list[float]) -> float:
@@ -111,18 +95,22 @@ class _Samples:
         self.pipeline: list[float] = []
         self.i420: list[float] = []
         self.latency: list[float] = []
+        self.reference: list[float] = []  # thread CPU ms of the reference's work on the same frame (paired)
 
 
 def _measure(src: Any, pipeline: Pipeline, frames: int, camera_size: tuple[int, int] | None,
-             size: tuple[int, int]) -> tuple[_Samples, float, float]:
-    """Run ``frames`` frames (after a warm-up) through decode, the pipeline and I420; the samples, the process
-    CPU seconds and the wall seconds of the measured frames."""
+             size: tuple[int, int], reference: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> tuple[_Samples, float, float]:
+    """Run ``frames`` frames (after a warm-up) through decode, the pipeline and I420, and, with ``reference``,
+    the reference's work on the same decoded frame right after (paired, so a change in the machine's load hits
+    both alike); the samples, the process CPU seconds and our wall seconds (the reference's left out) of the
+    measured frames."""
     i420 = np.zeros((size[1] * 3 // 2, size[0]), np.uint8)
     samples = _Samples()
-    cpu0 = wall0 = 0.0
+    cpu0 = wall0 = reference_wall = 0.0
     for i in range(frames + WARMUP_FRAMES):
         if i == WARMUP_FRAMES:
-            cpu0, wall0 = time.process_time(), time.perf_counter()
+            cpu0, wall0, reference_wall = time.process_time(), time.perf_counter(), 0.0
         t0 = time.thread_time()
         frame = src.read()
         if frame is None:
@@ -135,14 +123,21 @@ def _measure(src: Any, pipeline: Pipeline, frames: int, camera_size: tuple[int, 
         t2 = time.thread_time()
         cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420, dst=i420)  # what the virtual camera sink does per frame
         t3 = time.thread_time()
+        done = time.perf_counter()
+        if reference is not None:
+            cv2.cvtColor(reference(frame), cv2.COLOR_BGR2YUV_I420, dst=i420)
+        t4 = time.thread_time()
+        reference_wall += time.perf_counter() - done
+        latency = (done - captured) * 1e3
         if i >= WARMUP_FRAMES:
-            samples.latency.append((time.perf_counter() - captured) * 1e3)
+            samples.latency.append(latency)
             samples.decode.append((t1 - t0) * 1e3)
             samples.pipeline.append((t2 - t1) * 1e3)
             samples.i420.append((t3 - t2) * 1e3)
+            samples.reference.append((t4 - t3) * 1e3)
             for name in STAGES:
                 samples.stages[name].append(pipeline.timings_ms[name])
-    return samples, time.process_time() - cpu0, time.perf_counter() - wall0
+    return samples, time.process_time() - cpu0, time.perf_counter() - wall0 - reference_wall
 
 
 def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames: int = 300, preset: str = "blur",
@@ -163,7 +158,8 @@ def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames:
     src = open_source(source, *size, 30.0, realtime=False)
     src.open()
     try:
-        samples, cpu, wall = _measure(src, pipeline, frames, camera_size, size)
+        samples, cpu, wall = _measure(src, pipeline, frames, camera_size, size,
+                                      reference_frame(seg, size) if reference else None)
     finally:
         src.close()
     result: dict[str, Any] = {
@@ -175,12 +171,14 @@ def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames:
         result[f"{name}_ms"] = _median(samples.stages[name])
     result["pipeline_ms"] = _median(samples.pipeline)
     result["i420_ms"] = _median(samples.i420)
-    result["cpu_ms_per_frame"] = round(cpu * 1e3 / frames, 3)
+    ours = [d + p + o for d, p, o in zip(samples.decode, samples.pipeline, samples.i420)]
+    result["cpu_ms_per_frame"] = round(statistics.fmean(ours), 3)
+    result["process_cpu_ms_per_frame"] = round(cpu * 1e3 / frames, 3)
     result["fps"] = round(frames / wall, 1)
     result["latency_p50_ms"] = _median(samples.latency)
     result["latency_p99_ms"] = _p99(samples.latency)
     if reference:
-        ref = run_reference(source, size, frames, seg)
+        ref = statistics.fmean(d + r for d, r in zip(samples.decode, samples.reference))
         result["reference_cpu_ms_per_frame"] = round(ref, 3)
         result["ratio_to_reference"] = round(result["cpu_ms_per_frame"] / ref, 3)
     return result
