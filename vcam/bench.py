@@ -52,8 +52,8 @@ def keep_freed_memory() -> bool:
     The reference allocates ~7 MB of full-resolution temporaries per 720p frame; by default glibc maps them
     fresh and hands them back, ~1,800 page faults per frame, and, through the heap trimming they cause, ~320 more
     in our decoder, which has none when it runs alone. That churn depends on the process's history (the same
-    reference cost 18 ms per frame in one process and 24 ms in the next), so the bench turns it off: the reference is timed at
-    its best, and ours as it runs in the daemon. True when it took effect (glibc only)."""
+    reference cost 18 ms per frame in one process and 24 ms in the next), so the bench turns it off: the
+    reference is timed at its best, and ours as it runs in the daemon. True when it took effect (glibc only)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
