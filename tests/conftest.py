@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tools.paths import DATA_ROOT
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from vcam.sources import demo_clip_path
 from .fakes import FakeLoopback
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = DATA_ROOT  # $VCAM_DATA or ../shared/data (tools.paths)
 
 # Where the person is in the demo clip (fractions of width/height): her face, and a background patch of plants.
 FACE_BOX = (0.47, 0.15, 0.68, 0.50)
