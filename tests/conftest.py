@@ -81,27 +81,30 @@ def chromium_binary() -> str | None:
 
 
 # ----- the closing summary: which groups of tests were skipped, and what enables them -------------------------------
-# (group, words that identify its skip reasons, what enables it)
+# (group, words that identify its skip reasons, what it needs, the command that enables it)
+INSTALL_SYSTEM = "sudo .ci/install-test-deps, then rerun the test command"
 SKIP_GROUPS = (
-    ("browser end-to-end", ("chromium", "playwright"), "chromium (apt) and the [dev] extra"),
-    ("tray", ("xvfb", "trayer", "pyside6", "system tray"), "Xvfb, trayer, Qt's xcb libraries (apt) and the [tray] extra"),
-    ("training and model conversion", ("torch", "tflite", "onnx", "ai_edge_litert", "shared/data"),
-     "pip install torch==2.13.0, the [dev] extra, and the data root ../shared/data (or VCAM_DATA)"),
-    ("root only", ("root", "another user"), "running the suite as root (sudo)"),
+    ("training and evaluation data", ("shared/data", "data root", "vcam_data"),
+     "the data folder ../shared/data beside the repository", "VCAM_DATA=/path/to/data python -m pytest -q"),
+    ("browser end-to-end", ("chromium", "playwright"), "chromium (apt) and the [dev] extra", INSTALL_SYSTEM),
+    ("tray", ("xvfb", "trayer", "pyside6", "system tray"), "Xvfb, trayer, Qt's xcb libraries (apt) and the [tray] extra",
+     INSTALL_SYSTEM),
+    ("training and model conversion", ("torch", "tflite", "onnx", "ai_edge_litert"),
+     "PyTorch and the [dev] extra", "pip install torch==2.13.0 && pip install -e '.[dev]'"),
+    ("root only", ("root", "another user"), "running the suite as root", "sudo python -m pytest -q"),
 )
-ENABLE_COMMAND = "sudo .ci/install-test-deps  (system packages; then rerun the test command)"
 
 
 def _skip_group(reason: str) -> str:
     lowered = reason.lower()
-    for name, words, _ in SKIP_GROUPS:
+    for name, words, _, _ in SKIP_GROUPS:
         if any(word in lowered for word in words):
             return name
     return "other"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest's hook signature
-    """End the run by naming the skipped test groups and the one command that enables them."""
+    """End the run by naming the skipped test groups, what each needs and the command that enables it."""
     skipped = terminalreporter.stats.get("skipped", [])
     if not skipped:
         return
@@ -109,9 +112,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
     for report in skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         groups.setdefault(_skip_group(reason), []).append(reason.removeprefix("Skipped: "))
-    needs = {name: need for name, _, need in SKIP_GROUPS}
+    known = {name: (need, command) for name, _, need, command in SKIP_GROUPS}
     terminalreporter.section("skipped test groups")
     for name, reasons in groups.items():
-        need = needs.get(name, "; ".join(sorted(set(reasons)))[:200])
-        terminalreporter.write_line(f"{name}: {len(reasons)} skipped; needs {need}")
-    terminalreporter.write_line(f"to run them: {ENABLE_COMMAND}")
+        need, command = known.get(name, ("; ".join(sorted(set(reasons)))[:200], "see the skip reasons (pytest -rs)"))
+        terminalreporter.write_line(f"{name}: {len(reasons)} skipped; needs {need}; enable with: {command}")
