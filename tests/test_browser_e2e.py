@@ -89,6 +89,33 @@ class _PageServer:
         self.server.shutdown()
 
 
+def _chromium_reads_y4m(tmp_path: Path, daemon: subprocess.Popen, y4m: Path, min_frames: int) -> dict:
+    """Once the daemon has written ``min_frames`` frames to ``y4m``, Chromium's fake camera reads that file in a
+    getUserMedia page; returns what the page measured. Stops the daemon."""
+    server = _PageServer()
+    browser = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (y4m.exists() and y4m.stat().st_size > min_frames * FRAME_BYTES_720P):
+            assert daemon.poll() is None, daemon.stdout.read()
+            assert time.monotonic() < deadline, "daemon produced no frames"
+            time.sleep(0.2)
+        browser = subprocess.Popen(
+            [CHROMIUM, *_chromium_flags(tmp_path / "chrome"), "--use-fake-ui-for-media-stream",
+             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}", server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert server.done.wait(60), "the page never posted its measurements"
+    finally:
+        if browser is not None:
+            browser.kill()
+        daemon.terminate()
+        daemon.wait(10)
+        server.close()
+    seen = server.results
+    assert seen is not None and "error" not in seen, seen
+    return seen
+
+
 def _assert_blurred_background(seen: dict, source_energy: tuple[float, float]) -> None:
     face_src, bg_src = source_energy
     assert (seen["width"], seen["height"]) == (1280, 720)
@@ -119,27 +146,7 @@ def test_chromium_getusermedia_sees_live_blurred_output_from_y4m(tmp_path: Path,
     else:  # super-resolution up to the 1280x720 output
         clip = _low_res_clip(tmp_path / "cam360.avi")
         daemon = _start_daemon(tmp_path, f"y4m:{y4m}", source=str(clip), extra=("--set", 'upscale.mode="on"'))
-    server = _PageServer()
-    browser = None
-    try:
-        deadline = time.monotonic() + 60
-        while not (y4m.exists() and y4m.stat().st_size > 30 * FRAME_BYTES_720P):
-            assert daemon.poll() is None, daemon.stdout.read()
-            assert time.monotonic() < deadline, "daemon produced no frames"
-            time.sleep(0.2)
-        browser = subprocess.Popen(
-            [CHROMIUM, *_chromium_flags(tmp_path / "chrome"), "--use-fake-ui-for-media-stream",
-             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}", server.url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert server.done.wait(60), "the page never posted its measurements"
-    finally:
-        if browser is not None:
-            browser.kill()
-        daemon.terminate()
-        daemon.wait(10)
-        server.close()
-    seen = server.results
-    assert seen is not None and "error" not in seen, seen
+    seen = _chromium_reads_y4m(tmp_path, daemon, y4m, min_frames=30)
     _assert_blurred_background(seen, source_energy)
     log = daemon.stdout.read()
     if camera == "360p-with-sr":
@@ -226,27 +233,7 @@ def test_chromium_sees_an_upright_phone_framed_with_the_whole_head(tmp_path: Pat
     y4m = tmp_path / "out.y4m"
     clip = _upright_phone_clip(tmp_path / "upright.avi")
     daemon = _start_daemon(tmp_path, f"y4m:{y4m}", source=str(clip), extra=UPRIGHT_SETTINGS)
-    server = _PageServer()
-    browser = None
-    try:
-        deadline = time.monotonic() + 60
-        while not (y4m.exists() and y4m.stat().st_size > 60 * FRAME_BYTES_720P):
-            assert daemon.poll() is None, daemon.stdout.read()
-            assert time.monotonic() < deadline, "daemon produced no frames"
-            time.sleep(0.2)
-        browser = subprocess.Popen(
-            [CHROMIUM, *_chromium_flags(tmp_path / "chrome"), "--use-fake-ui-for-media-stream",
-             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}", server.url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert server.done.wait(60), "the page never posted its measurements"
-    finally:
-        if browser is not None:
-            browser.kill()
-        daemon.terminate()
-        daemon.wait(10)
-        server.close()
-    seen = server.results
-    assert seen is not None and "error" not in seen, seen
+    seen = _chromium_reads_y4m(tmp_path, daemon, y4m, min_frames=60)
     assert (seen["width"], seen["height"]) == (1280, 720) and seen["distinct_frames"] >= 4, seen
     detector = cv2.FaceDetectorYN.create(str(verified_model_path("yunet", "face-detection")), "", (1280, 720), 0.7)
     for index in (30, 45, 59):  # after the first second: the framing has settled

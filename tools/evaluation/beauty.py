@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.evaluation.edges import read_clip
 from tools.splits import beauty_clips, is_held_out_clip, is_held_out_photo
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
 
@@ -168,18 +169,6 @@ def outside_max_diff(before: np.ndarray, after: np.ndarray, regions: list[tuple[
 
 
 # -- data ----------------------------------------------------------------------------------------------------
-
-
-def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < max_frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def settings_for(preset: str, strength: float) -> BeautySettings:
