@@ -4,24 +4,22 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vcam.config import build_config, read_config_file
 from vcam.control import ControlClient
 from vcam.daemon import Daemon
 from vcam.daily_settings import DaemonSettings
-from vcam.live_config import LiveConfig
 from vcam.session import DaemonSession
+
+from .support import daemon_session, wait_for
 
 W, H = 320, 240
 
@@ -35,10 +33,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> None:
     """Generous event wait: AssertionError only if ``predicate`` never holds within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(step)
+    wait_for(predicate, timeout, step)
 
 
 class Live:
@@ -67,22 +62,12 @@ def live_session(file_text: str | None = None, extra: dict[str, Any] | None = No
     ``ROOT/vcam/control.sock`` and, with a ``file_text``, its config file watched."""
     root = Path(tempfile.mkdtemp(prefix="vr"))
     os.chmod(root, 0o700)
-    path = None
-    file_data: dict[str, Any] = {}
-    if file_text is not None:
-        path = root / "config.toml"
-        path.write_text(file_text)
-        file_data = read_config_file(path)
     cli = {"source": {"device": "demo"}, "output": {"sinks": [f"y4m:{root / 'out.y4m'}"], "width": W, "height": H},
            **(extra or {})}
-    config = build_config(file_data, cli)
-    daemon = Daemon(config, source=source, sinks=sinks)
-    live = LiveConfig(config, daemon.apply_config, path=path, file_data=file_data, cli_overrides=cli)
-    settings = DaemonSettings(on_demand=False, watch_config=watch and path is not None)
-    session = DaemonSession(daemon, live, control_address=root / "vcam" / "control.sock", settings=settings)
-    session.start()
-    try:
+
+    def session_settings(path: Path | None) -> DaemonSettings:
+        return DaemonSettings(on_demand=False, watch_config=watch and path is not None)
+
+    with daemon_session(root, cli, file_text, root / "vcam" / "control.sock", session_settings, source,
+                        sinks) as (session, path):
         yield Live(session, root, path)
-    finally:
-        session.stop()
-        shutil.rmtree(root, ignore_errors=True)

@@ -101,6 +101,33 @@ class Running:
 
 
 @contextmanager
+def daemon_session(root: Path, cli: dict[str, Any], file_text: str | None, control_address: Path,
+                   settings: Callable[[Path | None], DaemonSettings], source: Any = None,
+                   sinks: list[Any] | None = None, reader_device: str | None = None
+                   ) -> Iterator[tuple[DaemonSession, Path | None]]:
+    """The real daemon built from ``cli`` (and ``file_text`` written as ``ROOT/config.toml``) with live config and
+    its control socket at ``control_address``; yields the started session and the config path, stops it and
+    removes ``root`` after. ``settings(config_path)`` gives the session's settings."""
+    path = None
+    file_data: dict[str, Any] = {}
+    if file_text is not None:
+        path = root / "config.toml"
+        path.write_text(file_text)
+        file_data = read_config_file(path)
+    config = build_config(file_data, cli)
+    daemon = Daemon(config, source=source, sinks=sinks)
+    live = LiveConfig(config, daemon.apply_config, path=path, file_data=file_data, cli_overrides=cli)
+    session = DaemonSession(daemon, live, control_address=control_address, reader_device=reader_device,
+                            settings=settings(path))
+    session.start()
+    try:
+        yield session, path
+    finally:
+        session.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
 def running_session(preset: str = "blur", file_text: str | None = None, settings: DaemonSettings | None = None,
                     reader_device: str | None = None, extra: dict[str, Any] | None = None,
                     source: Any = None, sinks: list[Any] | None = None,
@@ -109,26 +136,15 @@ def running_session(preset: str = "blur", file_text: str | None = None, settings
     asked, the config watcher and on-demand camera. ``file_text`` is written as the config file."""
     root = short_dir()
     y4m = root / "out.y4m"
-    path = None
-    file_data: dict[str, Any] = {}
-    if file_text is not None:
-        path = root / "config.toml"
-        path.write_text(file_text)
-        file_data = read_config_file(path)
     cli = {"source": {"device": "demo"}, "output": {"sinks": [f"y4m:{y4m}", *more_sinks], "width": W, "height": H},
            **({"preset": preset} if file_text is None else {}), **(extra or {})}
-    config = build_config(file_data, cli)
-    daemon = Daemon(config, source=source, sinks=sinks)
-    live = LiveConfig(config, daemon.apply_config, path=path, file_data=file_data, cli_overrides=cli)
-    settings = settings or DaemonSettings(on_demand=False, watch_config=path is not None)
-    session = DaemonSession(daemon, live, control_address=root / "run" / "control.sock",
-                            reader_device=reader_device, settings=settings)
-    session.start()
-    try:
-        yield Running(session, ControlClient(root / "run" / "control.sock"), y4m, root)
-    finally:
-        session.stop()
-        shutil.rmtree(root, ignore_errors=True)
+
+    def session_settings(path: Path | None) -> DaemonSettings:
+        return settings or DaemonSettings(on_demand=False, watch_config=path is not None)
+
+    control = root / "run" / "control.sock"
+    with daemon_session(root, cli, file_text, control, session_settings, source, sinks, reader_device) as (session, _):
+        yield Running(session, ControlClient(control), y4m, root)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.01) -> float:

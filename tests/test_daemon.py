@@ -459,6 +459,7 @@ def test_capture_retries_a_missing_camera_with_backoff_or_stops(frames, on_missi
     settings = build_config({"source": {"on_missing": on_missing}, "output": {"sinks": []}}).source
     capture = Capture(camera, settings, 30.0, DaemonStats(), stop, clock, wait)
     opened = capture._open_with_retry()
+    assert capture.stats.source_gave_up == (on_missing == "exit")  # what makes `vcam run` exit 1
     if on_missing == "exit":
         assert not opened and stop.is_set() and waits == []
     else:

@@ -112,7 +112,7 @@ def test_sighup_reloads_the_config(tmp_path: Path) -> None:
         wait_until(lambda: (status() or {}).get("preset") == "green-screen", step=0.1)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, proc.stderr.read()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -154,6 +154,7 @@ class Capture:
                     log.error("%s", exc)
                 if self.settings.on_missing == "exit" and self.stats.frames_captured == 0:
                     log.error("source missing and source.on_missing = 'exit': stopping")
+                    self.stats.source_gave_up = True
                     self._stop.set()
                     return False
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]

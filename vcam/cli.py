@@ -111,7 +111,7 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
     session.stop()
     status = daemon.status()
     log.info("stopped: %d frames sent, %d processed", status["frames_sent"], status["frames_processed"])
-    return 1 if status["source_state"] == "stopped" and status["frames_captured"] == 0 else 0
+    return 1 if daemon.stats.source_gave_up else 0  # a stop asked for (signal, --seconds) is a success
 
 
 def _reload_in_background(session) -> None:

@@ -12,6 +12,7 @@ class DaemonStats:
     frames_captured: int = 0  # capture
     source_state: str = "starting"  # capture: starting | live | reconnecting | paused | idle | stopped
     last_error: str | None = None  # capture (camera) and start-up (sinks)
+    source_gave_up: bool = False  # capture: the camera was missing at start and source.on_missing = 'exit'
     frames_processed: int = 0  # processing
     process_ms: float = 0.0  # processing: wall ms of the last frame
     stage_ms: dict[str, float] = field(default_factory=dict)  # processing: CPU ms per stage of the last frame
