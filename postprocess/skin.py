@@ -120,6 +120,7 @@ _TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of th
 _STILL_LEVELS, _MOVING_LEVELS = 1.5, 5.0
 _HAIR_RADIUS = 1.0  # hair is looked for (by its strands' texture) only beyond this normalised radius
 _EXCLUSION_SCALE = 0.7  # size of the eye, brow, lip and nostril exclusions relative to the landmark geometry
+_NOSTRIL_SCALE = 8 / 7  # the nostrils keep a wider margin (shallow nostrils would otherwise be lightened)
 _EXCLUSION_FEATHER = 0.0125  # their feathering (Gaussian sigma), as a share of the face width
 
 
@@ -144,9 +145,10 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
         ellipse(eye + up * 0.40 * ed + out * 0.06 * ed, 0.50 * ed, 0.22 * ed)  # brow
     mouth = (rm + lm) / 2 - up * 0.03 * ed
     ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
-    ellipse(nose - up * 0.18 * ed, 0.38 * ed, 0.24 * ed)  # nostrils, below the nose-tip landmark ...
+    n = _NOSTRIL_SCALE  # nostrils, below the nose-tip landmark ...
+    ellipse(nose - up * 0.18 * ed, 0.38 * n * ed, 0.24 * n * ed)
     eyes = (re + le) / 2
-    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * ed, 0.18 * ed)  # ... and where faces have them (the
+    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * n * ed, 0.18 * n * ed)  # ... and where faces have them (the
     # nose landmark drifts towards the lip on raised or turned heads)
 
 
