@@ -31,9 +31,9 @@ Preset = Literal["natural", "soft"]
 # the edge threshold ``eps`` at strength 0.5 (it scales with 0.5 + strength: stronger also means flatter).
 PRESETS: dict[str, SkinParams] = {
     # Keeps the face's own texture and shading: removes blotches and spots, evens the tone a little.
-    "natural": SkinParams(mid=2.0, texture=1.0, radius=0.07, eps=128.0, spot=1.0, tone=0.4, lift=0.06),
-    # Smoother, wider base, more of the working-resolution texture removed, stronger tone evening.
-    "soft": SkinParams(mid=2.0, texture=0.6, radius=0.09, eps=128.0, spot=1.0, tone=0.7, lift=0.10),
+    "natural": SkinParams(mid=2.0, texture=1.0, radius=0.10, eps=128.0, spot=1.0, tone=0.4, lift=0.06),
+    # Smoother: more of the finest texture removed, stronger tone evening.
+    "soft": SkinParams(mid=2.0, texture=0.6, radius=0.10, eps=128.0, spot=1.0, tone=0.7, lift=0.10),
 }
 
 

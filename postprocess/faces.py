@@ -42,6 +42,7 @@ class _Track:
     presence: float = 0.0
     lost: bool = False
     moving: int = 0  # detections left in the quick-follow mode (the face moved far since the last one)
+    previous: np.ndarray | None = None  # the target before the current one
     scratch: np.ndarray = field(default_factory=lambda: np.zeros(_STATE, np.float32))
 
     def face(self) -> Face:
@@ -157,7 +158,11 @@ class FaceTracker:
         # A face that moved far is followed closely for a few detections (every other frame, faster glide),
         # so its box, and the region the stage may change, keep up with it.
         track.moving = 3 if shift > 0.1 * size else max(0, track.moving - 1)
-        if shift > self.dead_band * size:
+        # Not back to the target before either: on a still face the crop (placed from the target) and YuNet's
+        # box can alternate between two detections; switching between them would make the region pulse.
+        back = track.previous is not None and float(np.abs(det - track.previous).max()) <= self.dead_band * size
+        if shift > self.dead_band * size and not back:
+            track.previous = track.target.copy()
             track.target[:] = det
 
     def _miss(self, track: _Track) -> None:

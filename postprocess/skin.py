@@ -6,8 +6,8 @@ resolution. Everything is computed there (the mask and the tone at half of it) a
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
 
     Y    = working-resolution luma            B = fast guided filter of Y (edge-preserving base)
-    D    = (1 - t) Y + t gauss3(Y) - B        the detail above the base, less the share t ("texture") of the
-                                              finest working-resolution band, which is kept
+    D    = (1 - t) Y + t G(Y) - B             the detail above the base, less the share t ("texture") of the
+                                              finest band (finer than 2 frame pixels), which is kept
     C_Y  = -k_mid m D + lift m Y(255 - Y)/255 mid band attenuated; mid-tones lifted against dullness
          + spot fill                          small dark blobs (black top-hat of the result, skin all around)
                                               filled by their own depth
@@ -90,7 +90,7 @@ class FaceRegion:
 
 _SHAPE_POWER = 4.0  # superellipse exponent of the face shape: 2 = ellipse, larger = closer to the box
 _SHAPE_SIZE = (0.45, 0.48)  # its semi-axes as shares of the box width and height
-_SHAPE_FEATHER = 0.15  # its rim: the weight ramps from 1 to 0 over this share of the radius
+_SHAPE_FEATHER = 0.10  # its rim: the weight ramps from 1 to 0 over this share of the radius
 
 
 def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
@@ -114,8 +114,13 @@ def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
 
 
 _SKIN_SPREADS = (4.0, 7.0)  # skin colour: full weight within this many spreads of the face's mean CrCb, none beyond
+_TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of this many frame pixels
+# Temporal gate: a working pixel keeps its correction while its 3x3 mean luma is within _STILL_LEVELS of the
+# luma its correction was made for, and takes the new one fully from _MOVING_LEVELS.
+_STILL_LEVELS, _MOVING_LEVELS = 1.5, 5.0
 _HAIR_RADIUS = 1.0  # hair is looked for (by its strands' texture) only beyond this normalised radius
-_EXCLUSION_SCALE = 0.8  # size of the eye, brow, lip and nostril exclusions relative to the landmark geometry
+_EXCLUSION_SCALE = 0.7  # size of the eye, brow, lip and nostril exclusions relative to the landmark geometry
+_NOSTRIL_SCALE = 8 / 7  # the nostrils keep a wider margin (shallow nostrils would otherwise be lightened)
 _EXCLUSION_FEATHER = 0.0125  # their feathering (Gaussian sigma), as a share of the face width
 
 
@@ -140,9 +145,10 @@ def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
         ellipse(eye + up * 0.40 * ed + out * 0.06 * ed, 0.50 * ed, 0.22 * ed)  # brow
     mouth = (rm + lm) / 2 - up * 0.03 * ed
     ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
-    ellipse(nose - up * 0.18 * ed, 0.38 * ed, 0.24 * ed)  # nostrils, below the nose-tip landmark ...
+    n = _NOSTRIL_SCALE  # nostrils, below the nose-tip landmark ...
+    ellipse(nose - up * 0.18 * ed, 0.38 * n * ed, 0.24 * n * ed)
     eyes = (re + le) / 2
-    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * ed, 0.18 * ed)  # ... and where faces have them (the
+    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * n * ed, 0.18 * n * ed)  # ... and where faces have them (the
     # nose landmark drifts towards the lip on raised or turned heads)
 
 
@@ -301,7 +307,7 @@ class SkinFilter:
             change = overlap(y, state.luma, dx, dy)
             if change is not None:
                 cur, prev = change
-                alpha = change_weight(y[cur], state.luma[prev])
+                alpha = change_weight(y[cur], state.luma[prev], _STILL_LEVELS, _MOVING_LEVELS)
                 blend(corr[cur], state.corr[prev], alpha)
                 # Where the correction moved at all, the reference is the current image: the next identical
                 # frame then changes nothing (a partial step is not followed by a drift over later frames).
@@ -354,8 +360,9 @@ def _luma_correction(region: FaceRegion, y: np.ndarray, y_half: np.ndarray, m: n
     """The luma correction of this frame: the detail above the edge-preserving base removed (less the share of
     the finest band kept), mid-tones lifted, small dark spots filled; all weighted by the skin mask ``m``."""
     base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-    if p.texture > 0:  # (1 - t) y + t gauss3(y) - base
-        detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (3, 3), 0), p.texture, 0.0)
+    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 3x3 working pixels
+        sigma = max(0.8, _TEXTURE_SIGMA / region.scale)
+        detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (0, 0), sigma), p.texture, 0.0)
         detail -= base
     else:
         detail = y - base

@@ -252,3 +252,24 @@ def test_no_added_shimmer_on_still_skin_with_sensor_noise(frames: list[np.ndarra
         d_out += float(np.abs(outs[k + 1] - outs[k])[still].sum())
     assert d_in > 0
     assert d_out <= 1.05 * d_in, d_out / d_in
+
+
+def test_tracker_does_not_switch_back_to_its_previous_target() -> None:
+    """A still face's crop detections can alternate between two boxes (the crop is placed from the target): the
+    target takes the first switch and then stays, while a real move is still followed."""
+    from vcam.postprocess.faces import FaceTracker, _Track
+
+    tracker = FaceTracker(yunet_path())
+    a = np.array([100, 100, 200, 260] + [150, 180, 250, 180, 200, 230, 160, 290, 240, 290], np.float32)
+    b = a.copy()
+    b[3] += 15  # 7.5 % of the width: beyond the dead band
+    track = _Track(0, state=a.copy(), target=a.copy(), last_detect=0)
+    tracker._accept(track, b.copy())
+    assert np.array_equal(track.target, b)
+    for det in (a, b, a):
+        tracker._accept(track, det.copy())
+        assert np.array_equal(track.target, b)
+    moved = a.copy()
+    moved[0::2] += 40  # the face moved 20 % of its width
+    tracker._accept(track, moved.copy())
+    assert np.array_equal(track.target, moved)

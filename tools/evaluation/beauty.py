@@ -2,6 +2,7 @@
 
     python -m tools.evaluation.beauty                  # the table (docs/beauty.md quotes it)
     python -m tools.evaluation.beauty --grid docs/img/beauty_grid.jpg   # before/after grid for the docs
+    python -m tools.evaluation.beauty --coverage      # where the blemish band left sits (by the stage's mask)
 
 Faces come from ``../shared/data/unlabelled-people/images`` (photos where YuNet finds a face at least
 ``--min-face`` pixels wide) and from frames of ``../shared/data/videos/`` (face-*.mp4, talking-head-*.mp4).
@@ -429,6 +430,53 @@ def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, p
         print(f"| {strength:g} | {10 * np.log10(mid):+.2f} | {fine:.1%} |", flush=True)
 
 
+MASK_BINS = (0.0, 0.1, 0.5, 0.9, 1.01)
+
+
+def mask_coverage(stage: BeautyStage, det: Detector, path: Path, args: argparse.Namespace
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Blemish band energy (before, after) of one clip, split by the stage's own skin-mask weight (``MASK_BINS``)
+    at each measured skin pixel; steady state as in the main table, first measured frame of each pair."""
+    before, after = np.zeros(len(MASK_BINS) - 1), np.zeros(len(MASK_BINS) - 1)
+    frames = read_clip(path, args.clip_frames)
+    for i in range(args.warmup, len(frames) - 1, args.every):
+        stage.reset()
+        for f in frames[i - args.warmup:i]:
+            stage.process(f)
+        out = stage.process(frames[i])
+        weight = stage._filter.last_mask
+        if len(stage.regions) != 1 or weight is None:  # the stage's mask is kept for its last face only
+            continue
+        x0, y0, x1, y1 = stage.regions[0]
+        m = np.zeros(out.shape[:2], np.float32)
+        m[y0:y1, x0:x1] = cv2.resize(weight, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        for ref in [d for d in det(frames[i]) if d[2] >= 48]:
+            region = skin_region(out.shape, ref)
+            eb = mid_band(luma(frames[i]), ref[2], region) ** 2
+            ea = mid_band(luma(out), ref[2], region) ** 2
+            for k in range(len(MASK_BINS) - 1):
+                sel = region & (m >= MASK_BINS[k]) & (m < MASK_BINS[k + 1])
+                before[k] += float(eb[sel].sum())
+                after[k] += float(ea[sel].sum())
+    return before, after
+
+
+def print_coverage(det: Detector, model: Path, args: argparse.Namespace, paths: list[Path]) -> None:
+    """Where the blemish band that is left sits: per clip, by the stage's skin-mask weight."""
+    bins = [f"{MASK_BINS[k]:g}-{min(1.0, MASK_BINS[k + 1]):g}" for k in range(len(MASK_BINS) - 1)]
+    print("blemish band energy by the stage's skin-mask weight: share of the clip's band energy before the stage "
+          "| kept of that share")
+    print("| clip | set | band kept | " + " | ".join(f"mask {b}" for b in bins) + " |")
+    print("|---|---|---|" + "---|" * len(bins))
+    stage = BeautyStage(settings_for(args.preset, args.strength), model_path=model)
+    for path in paths:
+        before, after = mask_coverage(stage, det, path, args)
+        total = max(before.sum(), 1e-9)
+        cells = " | ".join(f"{b / total:.0%} / {a / max(b, 1e-9):.0%}" for b, a in zip(before, after))
+        mark = "held-out" if is_held_out_clip(path) else "tuning"
+        print(f"| {path.stem} | {mark} | {after.sum() / total:.1%} | {cells} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     from models.faces import yunet_path
 
@@ -444,6 +492,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-photos", action="store_true")
     ap.add_argument("--strengths", type=float, nargs="*",
                     help="print the blemish band (dB) and fine texture kept at these strengths, pooled over the clips")
+    ap.add_argument("--coverage", action="store_true",
+                    help="print where the blemish band left sits, by the stage's skin-mask weight, per clip")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
     args = ap.parse_args(argv)
@@ -459,6 +509,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     stage, det = BeautyStage(settings, model_path=model), Detector(model)
     tuning, held_out = beauty_clips(DATA)
+    if args.coverage:
+        print_coverage(det, model, args, [p for p in tuning + held_out if not args.only
+                                          or any(k in p.name for k in args.only)])
+        return
     if args.strengths:
         chosen = [p for p in tuning + held_out if not args.only or any(k in p.name for k in args.only)]
         print_strength_scale(det, model, args, chosen)
