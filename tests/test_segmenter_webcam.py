@@ -109,18 +109,19 @@ def _fake_sampler(fail_after: int | None = None):
     class Fake:
         calls = 0
 
-        def __init__(self, seed: int) -> None:
+        def __init__(self, seed: int, input_hw: tuple[int, int] = (144, 256)) -> None:
             self.rng = np.random.default_rng(seed)
+            self.hw = input_hw
 
         def sample(self):
             Fake.calls += 1
             if fail_after is not None and Fake.calls > fail_after:
                 raise KeyboardInterrupt  # the process is stopped part-way through a segment
-            k = getattr(self, "image_scale", 1)
-            img = self.rng.integers(0, 255, (144 * k, 256 * k, 3), dtype=np.uint8)
-            target = np.zeros((144, 256), np.float32)
-            target[40:, 90:170] = 1.0
-            size = (256 * self.target_scale, 144 * self.target_scale)
+            k, (h, w) = getattr(self, "image_scale", 1), self.hw
+            img = self.rng.integers(0, 255, (h * k, w * k, 3), dtype=np.uint8)
+            target = np.zeros((h, w), np.float32)
+            target[h // 4:, w // 3:2 * w // 3] = 1.0
+            size = (w * self.target_scale, h * self.target_scale)
             return img, cv2.resize(target, size, interpolation=cv2.INTER_NEAREST)
     return Fake
 
@@ -178,6 +179,26 @@ def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path,
             "--ckpt", str(tmp_path / "refine.ckpt"), "--ledger", str(tmp_path / "ledger.jsonl")]
     row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
     assert row["model"].endswith("refine-head") and row["target_scale"] == 2 and row["val"] == {"hw": (288, 512)}
+
+
+def test_a_segment_at_another_input_size_starts_from_the_committed_fine_tune(tmp_path: Path, monkeypatch) -> None:
+    base = OnnxNet.from_onnx(LANDSCAPE)
+    with torch.no_grad():
+        base.weights[next(iter(base.weights))].add_(0.25)
+    finetune.save_repo_ckpt(tmp_path / "webcam_mp.ckpt", base.state_dict(), {"segments": 2, "steps_total": 7,
+                                                                             "minutes_total": 1.0})
+    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "webcam_mp.ckpt")
+    args = finetune.parse_args(["--input-size", "96x160", "--max-steps", "2", "--batch", "2",
+                                "--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger.jsonl")])
+    assert args.ckpt == tmp_path / "webcam_mp_96x160.ckpt" and args.input_hw == (96, 160)
+    start, meta = finetune.load_start(args.ckpt, input_hw=args.input_hw)
+    assert meta["coarse_from"]["steps_total"] == 7 and start.input_hw == (96, 160)
+    assert all(torch.equal(a.half().float(), b) for a, b in zip(base.state_dict().values(),
+                                                                 start.state_dict().values()))
+    row = finetune.run_segment(args, _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
+    assert row["val"] == {"hw": (96, 160)} and row["input_size"] == [96, 160] and args.ckpt.exists()
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--input-size", "100x160"])
 
 
 def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
