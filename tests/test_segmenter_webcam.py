@@ -55,6 +55,13 @@ def test_export_writes_trained_weights_into_the_graph(tmp_path: Path) -> None:
     # perturbed weights make logits of tens: float32 summation order alone then moves a probability by ~1e-5
     assert np.abs(exported - ours).max() < 1e-4
     assert np.abs(exported - _ort(LANDSCAPE, x)).max() > 1e-3  # the weights really changed
+    net.input_hw = (96, 176)  # a fine-tune at another size: the graph declares that size and matches torch
+    sized = write_onnx(net, tmp_path / "m96.onnx")
+    sess = ort.InferenceSession(str(sized), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 3, 96, 176] and sess.get_outputs()[0].shape == [1, 1, 96, 176]
+    x = np.random.default_rng(3).random((1, 3, 96, 176), dtype=np.float32)
+    with torch.no_grad():
+        assert np.abs(_ort(sized, x) - net(torch.from_numpy(x)).numpy()).max() < 1e-4
 
 
 def test_edge_sharpened_takes_isnet_only_in_the_band() -> None:
