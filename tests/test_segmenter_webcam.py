@@ -225,3 +225,28 @@ def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
     assert empty["composites"]["iou"] == 0.0 and empty["composites"]["sad_refined"] > 10.0
     text = webcam_table({"ref": perfect, "bad": empty}, "ref")
     assert "| bad | 0.00 |" in text and "clip-a" in text
+
+
+def test_ship_card_carries_the_sizes_ledger_and_figures(tmp_path: Path) -> None:
+    from models.segmenter import ship_mp
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("\n".join(json.dumps(r) for r in [
+        {"model": "mediapipe-landscape", "segment": 1, "steps": 10},
+        {"model": "mediapipe-landscape", "segment": 1, "steps": 20, "input_size": [192, 336]},
+        {"model": "mediapipe-landscape+refine-head", "segment": 1, "steps": 30}]) + "\n")
+    assert [r["steps"] for r in ship_mp.ledger_rows((192, 336), ledger)] == [20]
+    assert [r["steps"] for r in ship_mp.ledger_rows((144, 256), ledger)] == [10]
+    sub = {"iou": 0.9, "bf": 0.8, "bf_refined": 0.82, "sad_refined": 3.0}
+    ref = {"iou": 0.88, "bf": 0.75, "bf_refined": 0.76, "sad_refined": 4.0}
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({"reference": "mp", "webcam": {
+        "full": {"composites": sub, "clips": sub, "all": sub}, "mp": {"composites": ref, "clips": ref, "all": ref}}}))
+    versus = ship_mp.webcam_figures(eval_json, "full")["versus_reference_composites"]
+    assert versus == {"iou_points": 2.0, "boundary_f_points": 5.0, "boundary_f_refined_points": 6.0,
+                      "sad_refined_ratio": 0.75}
+    onnx_file = tmp_path / "vcam_seg_full.onnx"
+    onnx_file.write_bytes(b"model")
+    card = json.loads(ship_mp.write_card(onnx_file, "full", (192, 336), {"segments": 1}, {"x": 1}, 12).read_text())
+    assert card["input_size"] == [192, 336] and card["tier"] == "full" and card["priority"] == 12
+    assert card["io"]["input"] == "image float32 [1,3,192,336] RGB in [0,1]" and card["figures"] == {"x": 1}
