@@ -108,7 +108,7 @@ def figures_for(eval_json: Path, name: str) -> dict:
         versus["flicker_ratio_videos"] = round(fl[name]["videos"] / fl[ref]["videos"], 3)
     return {"command": "python -m tools.evaluation.segmenter --json <file>", "reference": ref,
             "versus_reference": versus, "accuracy_val": pick("accuracy"), "latency_1thread": pick("latency"),
-            "flicker": pick("flicker"), "protocol": "see vcam/evaluation/segmenter.py and models/segmenter/README.md"}
+            "flicker": pick("flicker"), "protocol": "see tools/evaluation/segmenter.py and models/segmenter/README.md"}
 
 
 def main() -> None:

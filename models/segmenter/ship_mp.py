@@ -64,12 +64,13 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
         "sha256": sha256(onnx_path),
         "io": {"input": f"image float32 [1,3,{h},{w}] RGB in [0,1]",
                "output": f"mask float32 [1,1,{h},{w}] person probability (sigmoid inside the graph)"},
-        "training": {"command": f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --input-size "
-                                f"{h}x{w} --target-scale 2 --minutes M  (once per segment)",
+        "training": {"command": f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --input-size {h}x{w} "
+                                "--target-scale S --minutes M  (once per segment, S and M as in its ledger row)",
                      "weights": "EMA (decay 0.999), stored fp16", "checkpoint": ckpt_for_size(input_hw).name,
                      "segments": meta.get("segments"), "steps_total": meta.get("steps_total"),
                      "minutes_total": meta.get("minutes_total"), "started_from": meta.get("coarse_from"),
-                     "ledger": [{k: r.get(k) for k in ("segment", "steps", "minutes", "lr_peak", "finished_utc")}
+                     "ledger": [{k: r.get(k, 1 if k == "target_scale" else None)
+                                 for k in ("segment", "steps", "minutes", "lr_peak", "target_scale", "finished_utc")}
                                 for r in ledger_rows(input_hw)],
                      "data": TRAIN_DATA},
         "figures": figures,
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     net, meta = load_start(ckpt_for_size(hw), input_hw=hw)
     onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx")
     figures = figures_for(args.figures, args.eval_name) | {"webcam_val": webcam_figures(args.figures, args.eval_name)}
-    figures["command"] = (f"python -m tools.evaluation.segmenter --model {args.eval_name}={onnx_path.name} "
-                          f"--json {args.figures.name}")
+    figures["command"] = json.loads(args.figures.read_text()).get(
+        "command", f"python -m tools.evaluation.segmenter --model {args.eval_name}=PATH --json {args.figures}")
     priority = args.priority if args.priority is not None else PRIORITY[args.tier]
     log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority))
 
