@@ -40,19 +40,22 @@ def test_both_tiers_are_shipped() -> None:
     assert {"lite", "full"} <= tiers
 
 
-def test_tiers_are_selectable_and_ranked_below_the_more_accurate_baseline() -> None:
-    # Our model does not yet beat MediaPipe landscape on the evaluation, so the baseline stays the default.
+def test_our_tiers_rank_above_the_mediapipe_fallback() -> None:
+    # The tiers beat MediaPipe landscape on the webcam evaluation (their cards' figures): auto probes them first.
     ranked = [c.name for c in list_models("segmentation")]
-    assert ranked[0] == "mediapipe-selfie-landscape"
-    assert ranked.index("vcam-seg-lite") < ranked.index("vcam-seg-full")
+    assert ranked[:3] == ["vcam-seg-full", "vcam-seg-lite", "mediapipe-selfie-landscape"]
     assert find_model("lite", "segmentation").name == "vcam-seg-lite"
+    for tier in ("full", "lite"):
+        webcam = find_model(tier, "segmentation").figures["webcam_val"]["versus_reference_composites"]
+        assert webcam["iou_points"] > 0 and webcam["sad_refined_ratio"] < 1
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
 def test_card_matches_file(card_path: Path) -> None:
     card = json.loads(card_path.read_text())
     onnx_path = card_path.parent / card["file"]
-    assert card["task"] == "segmentation" and card["licence"] == "GPL-2.0-or-later"
+    assert card["task"] == "segmentation" and card["licence"] == "Apache-2.0"  # fine-tunes of MediaPipe's weights
+    assert (card_path.parent / card["licence_file"]).read_text().count("Apache License") >= 1
     assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == card["sha256"]
     assert onnx_path.stat().st_size < 2_000_000
 
@@ -86,3 +89,46 @@ def test_agrees_with_mediapipe_on_demo_clip(card_path: Path, demo_frames: list[n
         a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5
         b = b > 0.5
         assert (a & b).sum() / (a | b).sum() > 0.85
+
+
+def _cards(tmp_path: Path, spec: list[tuple[str, str, int]]) -> list:
+    from vcam.registry import ModelCard
+
+    cards = []
+    for name, tier, priority in spec:
+        (tmp_path / f"{name}.onnx").write_bytes(b"x")
+        cards.append(ModelCard(name=name, task="segmentation", file=f"{name}.onnx", tier=tier, priority=priority,
+                               card_path=tmp_path / f"{name}.json"))
+    return sorted(cards, key=lambda c: -c.priority)
+
+
+@pytest.mark.parametrize("latency, picked", [
+    ({"full": 2.0, "lite": 1.0, "mp": 1.5}, "full"),  # the best tier that fits
+    ({"full": 5.0, "lite": 3.0, "mp": 1.5}, "lite"),
+    ({"full": 5.0, "lite": 4.0, "mp": 3.0}, "mp"),  # no tier fits: MediaPipe, the fallback, does
+    ({"full": 9.0, "lite": 6.0, "mp": 7.0}, "lite"),  # nothing fits: the fastest
+])
+def test_auto_picks_the_best_model_within_the_probe_budget(tmp_path: Path, monkeypatch, latency, picked) -> None:
+    from vcam import segmenter
+
+    cards = _cards(tmp_path, [("full", "full", 12), ("lite", "lite", 11), ("mp", "baseline", 10),
+                              ("general", "baseline", 5)])
+    monkeypatch.setattr(segmenter, "list_models", lambda task: cards)
+    probed: list[str] = []
+
+    def measure(card) -> float:
+        probed.append(card.name)
+        return latency[card.name]
+
+    card, reason = segmenter.pick_tier(budget_ms=3.3, measure=measure)
+    assert card.name == picked and f"'{picked}'" in reason
+    assert "general" not in probed  # only the best model without a tier is a fallback
+
+
+def test_tiers_are_not_probed_when_a_model_without_a_tier_ranks_first(tmp_path: Path, monkeypatch) -> None:
+    from vcam import segmenter
+
+    cards = _cards(tmp_path, [("mp", "baseline", 10), ("lite", "lite", 8)])
+    monkeypatch.setattr(segmenter, "list_models", lambda task: cards)
+    card, reason = segmenter.pick_tier(measure=lambda c: pytest.fail("probed"))
+    assert card is None and "'mp' ranks first" in reason

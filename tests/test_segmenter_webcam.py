@@ -55,6 +55,13 @@ def test_export_writes_trained_weights_into_the_graph(tmp_path: Path) -> None:
     # perturbed weights make logits of tens: float32 summation order alone then moves a probability by ~1e-5
     assert np.abs(exported - ours).max() < 1e-4
     assert np.abs(exported - _ort(LANDSCAPE, x)).max() > 1e-3  # the weights really changed
+    net.input_hw = (96, 176)  # a fine-tune at another size: the graph declares that size and matches torch
+    sized = write_onnx(net, tmp_path / "m96.onnx")
+    sess = ort.InferenceSession(str(sized), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 3, 96, 176] and sess.get_outputs()[0].shape == [1, 1, 96, 176]
+    x = np.random.default_rng(3).random((1, 3, 96, 176), dtype=np.float32)
+    with torch.no_grad():
+        assert np.abs(_ort(sized, x) - net(torch.from_numpy(x)).numpy()).max() < 1e-4
 
 
 def test_edge_sharpened_takes_isnet_only_in_the_band() -> None:
@@ -109,18 +116,19 @@ def _fake_sampler(fail_after: int | None = None):
     class Fake:
         calls = 0
 
-        def __init__(self, seed: int) -> None:
+        def __init__(self, seed: int, input_hw: tuple[int, int] = (144, 256)) -> None:
             self.rng = np.random.default_rng(seed)
+            self.hw = input_hw
 
         def sample(self):
             Fake.calls += 1
             if fail_after is not None and Fake.calls > fail_after:
                 raise KeyboardInterrupt  # the process is stopped part-way through a segment
-            k = getattr(self, "image_scale", 1)
-            img = self.rng.integers(0, 255, (144 * k, 256 * k, 3), dtype=np.uint8)
-            target = np.zeros((144, 256), np.float32)
-            target[40:, 90:170] = 1.0
-            size = (256 * self.target_scale, 144 * self.target_scale)
+            k, (h, w) = getattr(self, "image_scale", 1), self.hw
+            img = self.rng.integers(0, 255, (h * k, w * k, 3), dtype=np.uint8)
+            target = np.zeros((h, w), np.float32)
+            target[h // 4:, w // 3:2 * w // 3] = 1.0
+            size = (w * self.target_scale, h * self.target_scale)
             return img, cv2.resize(target, size, interpolation=cv2.INTER_NEAREST)
     return Fake
 
@@ -180,6 +188,26 @@ def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path,
     assert row["model"].endswith("refine-head") and row["target_scale"] == 2 and row["val"] == {"hw": (288, 512)}
 
 
+def test_a_segment_at_another_input_size_starts_from_the_committed_fine_tune(tmp_path: Path, monkeypatch) -> None:
+    base = OnnxNet.from_onnx(LANDSCAPE)
+    with torch.no_grad():
+        base.weights[next(iter(base.weights))].add_(0.25)
+    finetune.save_repo_ckpt(tmp_path / "webcam_mp.ckpt", base.state_dict(), {"segments": 2, "steps_total": 7,
+                                                                             "minutes_total": 1.0})
+    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "webcam_mp.ckpt")
+    args = finetune.parse_args(["--input-size", "96x160", "--max-steps", "2", "--batch", "2",
+                                "--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger.jsonl")])
+    assert args.ckpt == tmp_path / "webcam_mp_96x160.ckpt" and args.input_hw == (96, 160)
+    start, meta = finetune.load_start(args.ckpt, input_hw=args.input_hw)
+    assert meta["coarse_from"]["steps_total"] == 7 and start.input_hw == (96, 160)
+    assert all(torch.equal(a.half().float(), b) for a, b in zip(base.state_dict().values(),
+                                                                 start.state_dict().values()))
+    row = finetune.run_segment(args, _fake_sampler(), lambda net, limit: {"hw": net.input_hw})
+    assert row["val"] == {"hw": (96, 160)} and row["input_size"] == [96, 160] and args.ckpt.exists()
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--input-size", "100x160"])
+
+
 def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
     from tools.evaluation.segmenter import webcam_table
 
@@ -197,3 +225,28 @@ def test_webcam_scores_per_subset_and_clip_and_the_table() -> None:
     assert empty["composites"]["iou"] == 0.0 and empty["composites"]["sad_refined"] > 10.0
     text = webcam_table({"ref": perfect, "bad": empty}, "ref")
     assert "| bad | 0.00 |" in text and "clip-a" in text
+
+
+def test_ship_card_carries_the_sizes_ledger_and_figures(tmp_path: Path) -> None:
+    from models.segmenter import ship_mp
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("\n".join(json.dumps(r) for r in [
+        {"model": "mediapipe-landscape", "segment": 1, "steps": 10},
+        {"model": "mediapipe-landscape", "segment": 1, "steps": 20, "input_size": [192, 336]},
+        {"model": "mediapipe-landscape+refine-head", "segment": 1, "steps": 30}]) + "\n")
+    assert [r["steps"] for r in ship_mp.ledger_rows((192, 336), ledger)] == [20]
+    assert [r["steps"] for r in ship_mp.ledger_rows((144, 256), ledger)] == [10]
+    sub = {"iou": 0.9, "bf": 0.8, "bf_refined": 0.82, "sad_refined": 3.0}
+    ref = {"iou": 0.88, "bf": 0.75, "bf_refined": 0.76, "sad_refined": 4.0}
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({"reference": "mp", "webcam": {
+        "full": {"composites": sub, "clips": sub, "all": sub}, "mp": {"composites": ref, "clips": ref, "all": ref}}}))
+    versus = ship_mp.webcam_figures(eval_json, "full")["versus_reference_composites"]
+    assert versus == {"iou_points": 2.0, "boundary_f_points": 5.0, "boundary_f_refined_points": 6.0,
+                      "sad_refined_ratio": 0.75}
+    onnx_file = tmp_path / "vcam_seg_full.onnx"
+    onnx_file.write_bytes(b"model")
+    card = json.loads(ship_mp.write_card(onnx_file, "full", (192, 336), {"segments": 1}, {"x": 1}, 12).read_text())
+    assert card["input_size"] == [192, 336] and card["tier"] == "full" and card["priority"] == 12
+    assert card["io"]["input"] == "image float32 [1,3,192,336] RGB in [0,1]" and card["figures"] == {"x": 1}

@@ -2,11 +2,14 @@
 
     python -m models.segmenter.export_mp --out runs/vcam_seg_webcam.onnx     # from checkpoints/webcam_mp.ckpt
 
+    python -m models.segmenter.export_mp --input-size 192x336 --out runs/vcam_seg_192x336.onnx
+
     python -m models.segmenter.export_mp --refine-head --out runs/vcam_seg_webcam_refine.onnx
 
 The fine-tune keeps MediaPipe's graph op for op, so export writes the trained weights into a copy of
-``models/mediapipe/selfie_segmentation_landscape.onnx`` (same nodes, same latency): input ``image`` float32
-[1,3,144,256] RGB 0..1, output ``mask`` [1,1,144,256] person probability (sigmoid inside the graph).
+``models/mediapipe/selfie_segmentation_landscape.onnx`` (same nodes, same latency at the same size): input ``image``
+float32 [1,3,H,W] RGB 0..1, output ``mask`` [1,1,H,W] person probability (sigmoid inside the graph), H x W the
+size it was fine-tuned at (144x256 unless ``--input-size``).
 With ``--refine-head`` (``refine_head.RefinedNet``) the graph is traced by ``torch.onnx.export`` instead: input
 ``image`` [1,3,288,512], output ``mask`` [1,1,288,512].
 """
@@ -23,15 +26,20 @@ from onnx import numpy_helper
 
 from ..mediapipe.torch_net import OnnxNet, _key
 from .ensemble import LANDSCAPE
-from .finetune import REFINE_CKPT, REPO_CKPT, load_start
+from .finetune import INPUT_SIZE, REFINE_CKPT, _parse_hw, ckpt_for_size, load_start
 from .refine_head import RefinedNet
 
 log = logging.getLogger(__name__)
 
 
 def write_onnx(net: OnnxNet, out: Path, src: Path = LANDSCAPE) -> Path:
-    """Copy ``src`` with every trainable initializer replaced by ``net``'s weights (fp32)."""
+    """Copy ``src`` with every trainable initializer replaced by ``net``'s weights (fp32), its input and output
+    declared at ``net.input_hw`` (the graph is fully convolutional; its Resize nodes use scales, not sizes)."""
     model = onnx.load(str(src))
+    h, w = getattr(net, "input_hw", INPUT_SIZE)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = h, w
     weights = {k: v.detach().float().cpu().numpy() for k, v in net.weights.items()}
     replaced = 0
     for tensor in model.graph.initializer:
@@ -80,15 +88,18 @@ def export_refined(net: RefinedNet, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--refine-head", action="store_true", help="the MediaPipe + refine head model")
+    p.add_argument("--input-size", default=None, metavar="HxW", help="the fine-tune at this input size "
+                   f"(default {INPUT_SIZE[0]}x{INPUT_SIZE[1]}; checkpoint webcam_mp_HxW.ckpt)")
     p.add_argument("--ckpt", type=Path, default=None, help="default: the committed checkpoint of that model")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    args.ckpt = args.ckpt or (REFINE_CKPT if args.refine_head else REPO_CKPT)
+    hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
+    args.ckpt = args.ckpt or (REFINE_CKPT if args.refine_head else ckpt_for_size(hw))
     if not args.ckpt.exists():
         raise SystemExit(f"no checkpoint at {args.ckpt}: run `python -m models.segmenter.finetune` first")
     torch.set_num_threads(1)
-    net, meta = load_start(args.ckpt, args.refine_head)
+    net, meta = load_start(args.ckpt, args.refine_head, hw)
     out = export_refined(net, args.out) if args.refine_head else write_onnx(net, args.out)
     log.info("wrote %s (%s)", out, meta)
 

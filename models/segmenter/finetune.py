@@ -42,6 +42,11 @@ LEDGER = HERE / "checkpoints" / "ledger.jsonl"
 INPUT_SIZE = (144, 256)  # H, W of MediaPipe landscape
 
 
+def ckpt_for_size(hw: tuple[int, int]) -> Path:
+    """The repository checkpoint of the fine-tune at input ``hw`` (MediaPipe's own size keeps ``REPO_CKPT``)."""
+    return REPO_CKPT if hw == INPUT_SIZE else REPO_CKPT.with_name(f"webcam_mp_{hw[0]}x{hw[1]}.ckpt")
+
+
 def lr_at(elapsed: float, total: float, base: float, warmup: float) -> float:
     """Linear warm-up over ``warmup`` seconds, then cosine from ``base`` to 2% of it at ``total`` seconds."""
     if elapsed < warmup:
@@ -93,27 +98,34 @@ def to_batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor
     return x, torch.from_numpy(y)
 
 
-def build_net(refine: bool) -> torch.nn.Module:
+def build_net(refine: bool, input_hw: tuple[int, int] = INPUT_SIZE) -> torch.nn.Module:
+    """MediaPipe landscape as a torch module; the graph is fully convolutional, so ``input_hw`` (multiples of 16)
+    only changes the size it is trained and scored at."""
     coarse = OnnxNet.from_onnx(LANDSCAPE)
-    return RefinedNet(coarse, INPUT_SIZE) if refine else coarse
+    if refine:
+        return RefinedNet(coarse, input_hw)
+    coarse.input_hw = input_hw
+    return coarse
 
 
 def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_start(ckpt: Path, refine: bool = False) -> tuple[torch.nn.Module, dict]:
+def load_start(ckpt: Path, refine: bool = False, input_hw: tuple[int, int] = INPUT_SIZE
+               ) -> tuple[torch.nn.Module, dict]:
     """The network with the committed weights when there are any. Else MediaPipe's own weights; a refine model's
-    first segment starts its coarse part from the committed coarse checkpoint (``REPO_CKPT``) when there is one."""
-    net = build_net(refine)
+    first segment, and the first segment at another input size, start from the committed 144x256 fine-tune
+    (``REPO_CKPT``) when there is one."""
+    net = build_net(refine, input_hw)
     meta: dict = {"segments": 0, "steps_total": 0, "minutes_total": 0.0}
     if ckpt.exists():
         saved = _load(ckpt)
         net.load_state_dict({k: v.float() for k, v in saved["state"].items()})
         meta = saved["meta"]
-    elif refine and REPO_CKPT.exists():
+    elif (refine or input_hw != INPUT_SIZE) and REPO_CKPT.exists():
         saved = _load(REPO_CKPT)
-        net.coarse.load_state_dict({k: v.float() for k, v in saved["state"].items()})
+        (net.coarse if refine else net).load_state_dict({k: v.float() for k, v in saved["state"].items()})
         meta["coarse_from"] = {"file": REPO_CKPT.name, **saved["meta"]}
     return net, meta
 
@@ -134,6 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
     p.add_argument("--target-scale", type=int, default=1, choices=(1, 2),
                    help="targets at 1x or 2x the model size (2x: loss on the bilinearly upsampled mask)")
+    p.add_argument("--input-size", type=str, default=None, metavar="HxW",
+                   help=f"train at another input size (multiples of 16; default {INPUT_SIZE[0]}x{INPUT_SIZE[1]}); "
+                   "its own checkpoint webcam_mp_HxW.ckpt, started from the 144x256 fine-tune")
     p.add_argument("--work", type=Path, default=None,
                    help="in-progress state (default runs/seg-webcam, with --refine-head runs/seg-webcam-refine)")
     p.add_argument("--refine-head", action="store_true",
@@ -144,16 +159,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ledger", type=Path, default=LEDGER)
     p.add_argument("--val-limit", type=int, default=None, help="score on the first N validation frames only")
     args = p.parse_args(argv)
+    args.input_hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
     if args.ckpt is None:
-        args.ckpt = REFINE_CKPT if args.refine_head else REPO_CKPT
+        args.ckpt = REFINE_CKPT if args.refine_head else ckpt_for_size(args.input_hw)
     if args.work is None:
-        args.work = Path("runs/seg-webcam-refine" if args.refine_head else "runs/seg-webcam")
+        sized = "" if args.input_hw == INPUT_SIZE else f"-{args.input_hw[0]}x{args.input_hw[1]}"
+        args.work = Path("runs/seg-webcam-refine" if args.refine_head else f"runs/seg-webcam{sized}")
     if args.refine_head:
         args.target_scale = 2
     return args
 
 
-def make_sampler(seed: int):
+def _parse_hw(p: argparse.ArgumentParser, text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        p.error(f"--input-size {text!r}: expected HxW, e.g. 192x336")
+    if h <= 0 or w <= 0 or h % 16 or w % 16:
+        p.error(f"--input-size {text!r}: height and width must be positive multiples of 16")
+    return h, w
+
+
+def make_sampler(seed: int, input_hw: tuple[int, int] = INPUT_SIZE):
     """The real data engine (loads ``../shared/data``; video labels cached under ``runs/cache``)."""
     from tools.paths import DATA_ROOT
 
@@ -161,7 +188,7 @@ def make_sampler(seed: int):
 
     people = load_people(DATA_ROOT)
     videos = load_video_frames(DATA_ROOT, Path("runs/cache/video-labels"))
-    return WebcamSampler(people, videos, load_backgrounds(DATA_ROOT), (INPUT_SIZE[1], INPUT_SIZE[0]), seed)
+    return WebcamSampler(people, videos, load_backgrounds(DATA_ROOT), (input_hw[1], input_hw[0]), seed)
 
 
 def score(net: torch.nn.Module, limit: int | None) -> dict:
@@ -175,10 +202,10 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     last = args.work / "last.pt"
-    net, meta = load_start(args.ckpt, args.refine_head)
+    net, meta = load_start(args.ckpt, args.refine_head, args.input_hw)
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     segment = meta["segments"] + 1
-    sampler = sampler_factory(args.seed if args.seed is not None else segment)
+    sampler = sampler_factory(args.seed if args.seed is not None else segment, args.input_hw)
     sampler.target_scale = args.target_scale
     sampler.image_scale = 2 if args.refine_head else 1
     net = net.to(memory_format=torch.channels_last)
@@ -235,12 +262,12 @@ def _finish(args, segment: int, meta: dict, ema: Ema, step: int, elapsed: float,
     meta = {**meta, "segments": segment, "steps_total": meta["steps_total"] + step,
             "minutes_total": round(meta["minutes_total"] + elapsed / 60, 2)}
     save_repo_ckpt(args.ckpt, ema.state, meta)
-    net = build_net(args.refine_head)
+    net = build_net(args.refine_head, args.input_hw)
     net.load_state_dict({k: v.half().float() for k, v in ema.state.items()})
     row = {"model": "mediapipe-landscape+refine-head" if args.refine_head else "mediapipe-landscape",
            "segment": segment, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "steps": step, "minutes": round(elapsed / 60, 2), "lr_peak": args.lr, "batch": args.batch,
-           "target_scale": args.target_scale,
+           "target_scale": args.target_scale, "input_size": list(args.input_hw),
            "loss_last_100": round(float(np.mean(losses[-100:])), 4) if losses else None, **meta,
            "val": _safe_score(scorer, net.eval(), args.val_limit)}
     args.ledger.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from tools.paths import DATA_ROOT
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     if cam:
         print("\nWebcam domain (held-out people, rooms and clips):\n" + webcam_table(cam, args.reference))
     if args.json:
+        command = "python -m tools.evaluation.segmenter " + " ".join(sys.argv[1:] if argv is None else argv)
         args.json.write_text(json.dumps({"accuracy": acc, "latency": lat, "flicker": flick, "webcam": cam,
-                                         "reference": args.reference}, indent=1))
+                                         "reference": args.reference, "command": command}, indent=1))
 
 
 if __name__ == "__main__":

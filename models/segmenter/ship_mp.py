@@ -1,0 +1,103 @@
+"""Ship a webcam-domain fine-tune of MediaPipe landscape as a segmenter tier: ``vcam_seg_<tier>.onnx`` + card.
+
+    python -m tools.evaluation.segmenter --model full=runs/seg_192x336.onnx --json runs/seg-eval.json
+    python -m models.segmenter.ship_mp --tier full --input-size 192x336 --figures runs/seg-eval.json --eval-name full
+
+The weights come from the committed checkpoint of that input size (``checkpoints/webcam_mp_HxW.ckpt``), the
+training history from its rows of ``checkpoints/ledger.jsonl``, the figures from one run of the evaluation (this
+model's rows and the reference's, on the webcam val, the portrait-seg crops, DAVIS flicker and latency).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from .export_mp import write_onnx
+from .finetune import INPUT_SIZE, LEDGER, _parse_hw, ckpt_for_size, load_start
+from .ship import HERE, card_name, figures_for, sha256
+
+log = logging.getLogger(__name__)
+
+# Above MediaPipe landscape (10): a shipped tier is the daemon's default (the latency probe picks the tier).
+PRIORITY = {"full": 12, "lite": 11}
+TRAIN_DATA = [
+    "start: MediaPipe selfie segmentation landscape weights (Apache-2.0)",
+    "videos/ clips except the held-out ones (MIT / Apache-2.0 / CC-BY-4.0 / Pixabay), labels = mean of MediaPipe "
+    "landscape, its mirror image and MediaPipe general (teacher ensemble)",
+    "portrait-seg human masks (Clothing Co-Parsing, Apache-2.0; val.txt excluded) with IS-Net's edge band, "
+    "composited at video-call framing onto backgrounds/ (Apache-2.0 / BSD / Unsplash / Pexels / CC0 / Pixabay / "
+    "FAL + CC-BY; held-out rooms excluded) with webcam degradations",
+]
+
+
+def ledger_rows(input_hw: tuple[int, int], ledger: Path = LEDGER) -> list[dict]:
+    """The ledger rows of the fine-tune at ``input_hw`` (rows without a size are 144x256)."""
+    rows = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("model", "mediapipe-landscape") == "mediapipe-landscape"
+            and tuple(r.get("input_size", INPUT_SIZE)) == input_hw]
+
+
+def webcam_figures(eval_json: Path, name: str) -> dict:
+    data = json.loads(eval_json.read_text())
+    ref = data["reference"]
+    pick = {n: {k: data["webcam"][n][k] for k in ("composites", "clips", "all")} for n in (name, ref)}
+    c, r = pick[name]["composites"], pick[ref]["composites"]
+    return {"scores": pick, "versus_reference_composites": {
+        "iou_points": round(100 * (c["iou"] - r["iou"]), 2),
+        "boundary_f_points": round(100 * (c["bf"] - r["bf"]), 2),
+        "boundary_f_refined_points": round(100 * (c["bf_refined"] - r["bf_refined"]), 2),
+        "sad_refined_ratio": round(c["sad_refined"] / r["sad_refined"], 3)}}
+
+
+def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict, figures: dict,
+               priority: int) -> Path:
+    h, w = input_hw
+    card = {
+        "name": f"vcam-seg-{tier}", "task": "segmentation", "file": onnx_path.name, "input_size": [h, w],
+        "tier": tier, "priority": priority, "licence": "Apache-2.0", "licence_file": "../mediapipe/LICENSE",
+        "licence_note": "a fine-tune of MediaPipe's Apache-2.0 weights; vcam's changes under the same licence",
+        "source": f"MediaPipe selfie segmentation landscape's graph, op for op, run at {h}x{w}, every weight "
+                  "fine-tuned in the webcam domain by models.segmenter.finetune, exported fp32 by "
+                  "models.segmenter.ship_mp",
+        "sha256": sha256(onnx_path),
+        "io": {"input": f"image float32 [1,3,{h},{w}] RGB in [0,1]",
+               "output": f"mask float32 [1,1,{h},{w}] person probability (sigmoid inside the graph)"},
+        "training": {"command": f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --input-size {h}x{w} "
+                                "--target-scale S --minutes M  (once per segment, S and M as in its ledger row)",
+                     "weights": "EMA (decay 0.999), stored fp16", "checkpoint": ckpt_for_size(input_hw).name,
+                     "segments": meta.get("segments"), "steps_total": meta.get("steps_total"),
+                     "minutes_total": meta.get("minutes_total"), "started_from": meta.get("coarse_from"),
+                     "ledger": [{k: r.get(k, 1 if k == "target_scale" else None)
+                                 for k in ("segment", "steps", "minutes", "lr_peak", "target_scale", "finished_utc")}
+                                for r in ledger_rows(input_hw)],
+                     "data": TRAIN_DATA},
+        "figures": figures,
+    }
+    path = onnx_path.with_suffix(".json")
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tier", required=True, choices=sorted(PRIORITY))
+    p.add_argument("--input-size", required=True, metavar="HxW")
+    p.add_argument("--figures", type=Path, required=True, help="JSON from tools.evaluation.segmenter --json")
+    p.add_argument("--eval-name", required=True, help="this model's name in that evaluation (its --model NAME)")
+    p.add_argument("--priority", type=int, default=None, help="default: full 12, lite 11 (MediaPipe is 10)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    hw = _parse_hw(p, args.input_size)
+    net, meta = load_start(ckpt_for_size(hw), input_hw=hw)
+    onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx")
+    figures = figures_for(args.figures, args.eval_name) | {"webcam_val": webcam_figures(args.figures, args.eval_name)}
+    figures["command"] = json.loads(args.figures.read_text()).get(
+        "command", f"python -m tools.evaluation.segmenter --model {args.eval_name}=PATH --json {args.figures}")
+    priority = args.priority if args.priority is not None else PRIORITY[args.tier]
+    log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority))
+
+
+if __name__ == "__main__":
+    main()
