@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vcam.control import ControlClient
+from vcam.control import ControlClient, DaemonNotRunning
 from vcam.daemon import Daemon
 from vcam.daily_settings import DaemonSettings
 from vcam.session import DaemonSession
@@ -71,3 +72,29 @@ def live_session(file_text: str | None = None, extra: dict[str, Any] | None = No
     with daemon_session(root, cli, file_text, root / "vcam" / "control.sock", session_settings, source,
                         sinks) as (session, path):
         yield Live(session, root, path)
+
+
+def daemon_status(client: ControlClient) -> dict[str, Any] | None:
+    """The daemon's status, or None while its control socket does not answer."""
+    try:
+        return client.request("status")["status"]
+    except DaemonNotRunning:
+        return None
+
+
+@contextmanager
+def vcam_run(*args: str) -> Iterator[tuple[subprocess.Popen, ControlClient]]:
+    """``vcam run ARGS`` as a subprocess with its own ``XDG_RUNTIME_DIR`` (stderr piped, text); yields the process
+    and a client of its control API once that answers; kills the process if it is still running after."""
+    run_dir = Path(tempfile.mkdtemp(prefix="vc"))
+    proc = subprocess.Popen([sys.executable, "-m", "vcam", "run", *args],
+                            env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}, stderr=subprocess.PIPE, text=True)
+    client = ControlClient(run_dir / "vcam" / "control.sock")
+    try:
+        wait_until(lambda: daemon_status(client) is not None, timeout=60, step=0.1)
+        yield proc, client
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -3,13 +3,10 @@ condition with a generous deadline; nothing sleeps a fixed time above 0.5 s."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,13 +15,13 @@ import numpy as np
 import pytest
 
 from vcam.config import build_config
-from vcam.control import ControlClient, DaemonNotRunning
 from vcam.daemon import Daemon
 from vcam.pipeline import placeholder_frame
 from vcam.sinks import MjpegPreviewSink, VirtualCameraSink, Y4MSink
 
 from .conftest import high_frequency_energy, read_demo_frames
 from .fakes import FakeCamera as FlakyCamera
+from .reliability_support import vcam_run
 from .support import wait_for
 
 
@@ -91,30 +88,12 @@ def test_camera_absent_at_start_exits_nonzero_when_configured(tmp_path: Path) ->
 
 def test_a_stop_asked_for_before_the_first_frame_exits_zero(tmp_path: Path) -> None:
     """SIGTERM while the camera is still missing (``on_missing = 'wait'``) is a clean stop, not a failure."""
-    run_dir = Path(tempfile.mkdtemp(prefix="vc"))
     (tmp_path / "none.toml").write_text("")
-    proc = subprocess.Popen([sys.executable, "-m", "vcam", "run", "--source", "/dev/video99", "--sink",
-                             f"y4m:{tmp_path / 'o.y4m'}", "--config", str(tmp_path / "none.toml"), "--seconds", "60"],
-                            env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}, stderr=subprocess.PIPE, text=True)
-    try:
-        client = ControlClient(run_dir / "vcam" / "control.sock")
-        wait_for(lambda: _answers(client), timeout=60)
+    with vcam_run("--source", "/dev/video99", "--sink", f"y4m:{tmp_path / 'o.y4m'}",
+                  "--config", str(tmp_path / "none.toml"), "--seconds", "60") as (proc, client):
         assert client.request("status")["status"]["frames_captured"] == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, proc.stderr.read()[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _answers(client: ControlClient) -> bool:
-    try:
-        client.request("status")
-        return True
-    except DaemonNotRunning:
-        return False
 
 
 def test_sudden_resolution_change_keeps_output_size(fake_backend, frames) -> None:

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from vcam.control import ControlClient, ControlServer, DaemonNotRunning
+from vcam.control import ControlServer
 
-from .reliability_support import live_session, wait_until
+from .reliability_support import daemon_status, live_session, vcam_run, wait_until
 
 DEEP_TOML = "a = " + "[" * 3000 + "]" * 3000 + "\n"
 
@@ -92,31 +91,16 @@ def test_a_chmod_only_change_is_re_read() -> None:
 
 
 def test_sighup_reloads_the_config(tmp_path: Path) -> None:
-    run_dir = Path(tempfile.mkdtemp(prefix="vc"))
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('preset = "blur"\n[daemon]\nwatch_config = false\non_demand = false\n')
-    proc = subprocess.Popen([sys.executable, "-m", "vcam", "run", "--config", str(cfg), "--source", "demo", "--size",
-                             "320x240", "--sink", f"y4m:{tmp_path / 'o.y4m'}", "--seconds", "120"],
-                            env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}, stderr=subprocess.PIPE, text=True)
-    client = ControlClient(run_dir / "vcam" / "control.sock")
-    try:
-        def status() -> dict | None:
-            try:
-                return client.request("status")["status"]
-            except DaemonNotRunning:
-                return None
-
-        wait_until(lambda: status() is not None, timeout=60, step=0.1)
+    with vcam_run("--config", str(cfg), "--source", "demo", "--size", "320x240", "--sink", f"y4m:{tmp_path / 'o.y4m'}",
+                  "--seconds", "120") as (proc, client):
         cfg.write_text('preset = "green-screen"\n[daemon]\nwatch_config = false\non_demand = false\n')
         proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: (status() or {}).get("preset") == "green-screen", step=0.1)
+        wait_until(lambda: (daemon_status(client) or {}).get("preset") == "green-screen", step=0.1)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, proc.stderr.read()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "SIGHUP: reloading" in proc.stderr.read()
 
 

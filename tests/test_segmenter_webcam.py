@@ -171,13 +171,18 @@ def test_untrained_refine_head_returns_the_upsampled_coarse_mask(tmp_path: Path)
     assert sess.get_inputs()[0].shape == [1, 3, 288, 512] and sess.get_outputs()[0].name == "mask"
 
 
-def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path, monkeypatch) -> None:
-    coarse = OnnxNet.from_onnx(LANDSCAPE)
+def _committed_fine_tune(path: Path, steps_total: int, monkeypatch) -> OnnxNet:
+    """MediaPipe with one weight changed, saved at ``path`` as the committed 144x256 checkpoint (REPO_CKPT)."""
+    net = OnnxNet.from_onnx(LANDSCAPE)
     with torch.no_grad():
-        coarse.weights[next(iter(coarse.weights))].add_(0.25)
-    finetune.save_repo_ckpt(tmp_path / "coarse.ckpt", coarse.state_dict(), {"segments": 1, "steps_total": 9,
-                                                                            "minutes_total": 1.0})
-    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "coarse.ckpt")
+        net.weights[next(iter(net.weights))].add_(0.25)
+    finetune.save_repo_ckpt(path, net.state_dict(), {"segments": 1, "steps_total": steps_total, "minutes_total": 1.0})
+    monkeypatch.setattr(finetune, "REPO_CKPT", path)
+    return net
+
+
+def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path, monkeypatch) -> None:
+    coarse = _committed_fine_tune(tmp_path / "coarse.ckpt", 9, monkeypatch)
     start, meta = finetune.load_start(tmp_path / "refine.ckpt", refine=True)
     assert meta["coarse_from"]["steps_total"] == 9
     assert all(torch.equal(a.half().float(), b) for a, b in zip(coarse.state_dict().values(),
@@ -189,12 +194,7 @@ def test_refine_segment_starts_from_the_committed_coarse_weights(tmp_path: Path,
 
 
 def test_a_segment_at_another_input_size_starts_from_the_committed_fine_tune(tmp_path: Path, monkeypatch) -> None:
-    base = OnnxNet.from_onnx(LANDSCAPE)
-    with torch.no_grad():
-        base.weights[next(iter(base.weights))].add_(0.25)
-    finetune.save_repo_ckpt(tmp_path / "webcam_mp.ckpt", base.state_dict(), {"segments": 2, "steps_total": 7,
-                                                                             "minutes_total": 1.0})
-    monkeypatch.setattr(finetune, "REPO_CKPT", tmp_path / "webcam_mp.ckpt")
+    base = _committed_fine_tune(tmp_path / "webcam_mp.ckpt", 7, monkeypatch)
     args = finetune.parse_args(["--input-size", "96x160", "--max-steps", "2", "--batch", "2",
                                 "--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger.jsonl")])
     assert args.ckpt == tmp_path / "webcam_mp_96x160.ckpt" and args.input_hw == (96, 160)
