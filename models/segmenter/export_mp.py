@@ -24,6 +24,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from ..mediapipe.graph_opt import commute_resize_conv
 from ..mediapipe.torch_net import OnnxNet, _key
 from .ensemble import LANDSCAPE
 from .finetune import INPUT_SIZE, REFINE_CKPT, _parse_hw, ckpt_for_size, load_start
@@ -53,6 +54,7 @@ def write_onnx(net: OnnxNet, out: Path, src: Path = LANDSCAPE) -> Path:
     if replaced != len(weights):
         raise ValueError(f"replaced {replaced} of {len(weights)} weights")
     model.doc_string = "vcam webcam-domain fine-tune of MediaPipe selfie segmentation (landscape)"
+    commute_resize_conv(model)  # no-op when src is already rewritten (models.mediapipe.build does it)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
