@@ -3,9 +3,13 @@
     python -m tools.evaluation.segmenter --model full=runs/seg_192x336.onnx --json runs/seg-eval.json
     python -m models.segmenter.ship_mp --tier full --input-size 192x336 --figures runs/seg-eval.json --eval-name full
 
+    python -m models.segmenter.ship_mp --tier full --refresh --figures runs/seg-eval.json --eval-name vcam-seg-full
+
 The weights come from the committed checkpoint of that input size (``checkpoints/webcam_mp_HxW.ckpt``), the
 training history from its rows of ``checkpoints/ledger.jsonl``, the figures from one run of the evaluation (this
 model's rows and the reference's, on the webcam val, the portrait-seg crops, DAVIS flicker and latency).
+``--refresh`` keeps the shipped ``.onnx`` and its card's training record and replaces only the card's figures
+(and sha256) with those of a new evaluation of that file: for a graph rewrite, or a re-measurement.
 """
 from __future__ import annotations
 
@@ -81,21 +85,41 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
     return path
 
 
+def figures_from(eval_json: Path, eval_name: str) -> dict:
+    figures = figures_for(eval_json, eval_name) | {"webcam_val": webcam_figures(eval_json, eval_name)}
+    figures["command"] = json.loads(eval_json.read_text()).get(
+        "command", f"python -m tools.evaluation.segmenter --model {eval_name}=PATH --json {eval_json}")
+    return figures
+
+
+def refresh_card(onnx_path: Path, figures: dict) -> Path:
+    """Replace the figures and sha256 of the card beside ``onnx_path``; everything else stays."""
+    path = onnx_path.with_suffix(".json")
+    card = json.loads(path.read_text())
+    card["sha256"], card["figures"] = sha256(onnx_path), figures
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tier", required=True, choices=sorted(PRIORITY))
-    p.add_argument("--input-size", required=True, metavar="HxW")
+    p.add_argument("--input-size", metavar="HxW", help="required unless --refresh")
     p.add_argument("--figures", type=Path, required=True, help="JSON from tools.evaluation.segmenter --json")
     p.add_argument("--eval-name", required=True, help="this model's name in that evaluation (its --model NAME)")
     p.add_argument("--priority", type=int, default=None, help="default: full 12, lite 9 (MediaPipe is 10)")
+    p.add_argument("--refresh", action="store_true", help="keep the shipped .onnx, replace only the card's figures")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    figures = figures_from(args.figures, args.eval_name)
+    if args.refresh:
+        log.info("wrote %s", refresh_card(HERE / f"{card_name(args.tier)}.onnx", figures))
+        return
+    if not args.input_size:
+        p.error("--input-size is required unless --refresh")
     hw = _parse_hw(p, args.input_size)
     net, meta = load_start(ckpt_for_size(hw), input_hw=hw)
     onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx")
-    figures = figures_for(args.figures, args.eval_name) | {"webcam_val": webcam_figures(args.figures, args.eval_name)}
-    figures["command"] = json.loads(args.figures.read_text()).get(
-        "command", f"python -m tools.evaluation.segmenter --model {args.eval_name}=PATH --json {args.figures}")
     priority = args.priority if args.priority is not None else PRIORITY[args.tier]
     log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority))
 

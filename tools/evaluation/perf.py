@@ -7,7 +7,7 @@
 Runs ``vcam bench --reference`` (:func:`vcam.bench.run_bench`) on each clip through the daemon's default path:
 the pipeline centre-crops a frame of another aspect ratio and resizes it (or super-resolves it, ``[upscale]
 mode = "auto"``) to the output size; the reference gets the same crop, resized bilinearly. One segmenter is
-loaded for all clips. Prints one table: clip, camera size, our CPU ms per frame, the reference's, the ratio,
+loaded for all clips (``auto``, the default: the one the daemon's probe picks). Prints one table: clip, camera size, our CPU ms per frame, the reference's, the ratio,
 glass-to-glass latency added (p50/p99) and the stage split (thread CPU ms, medians).
 """
 
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--preset", default="blur")
-    parser.add_argument("--model", default="mediapipe-selfie-landscape")
+    parser.add_argument("--model", default="auto", help="segmenter name or path; auto: the daemon's pick")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     parser.add_argument("--clips", default="*.mp4", help="glob under DATA_ROOT/videos")
     parser.add_argument("--json", help="also write the rows here")
