@@ -102,6 +102,16 @@ def _head_in_blob(rows: np.ndarray) -> tuple[float, float, int] | None:
     return float(np.mean(centres)), widest, height
 
 
+def stretch_part(small: np.ndarray, out: np.ndarray, part: Rect) -> None:
+    """Write into ``out[y:y+h, x:x+w]`` that part of ``small`` stretched bilinearly to ``out``'s size: what
+    ``cv2.resize(small, out size)`` gives there (within one level), without computing the rest."""
+    x, y, w, h = part
+    sx, sy = small.shape[1] / out.shape[1], small.shape[0] / out.shape[0]
+    src_of_dst = np.float32([[sx, 0, (x + 0.5) * sx - 0.5], [0, sy, (y + 0.5) * sy - 0.5]])
+    cv2.warpAffine(small, src_of_dst, (w, h), dst=out[y:y + h, x:x + w],
+                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
 class FramingStage:
     """Camera frame -> framed frame, following the people; ``observe`` takes the mask of what it returned."""
 
@@ -227,10 +237,13 @@ class FramingStage:
         # bilinear under 1 ms (the resize stage makes the same choice).
         cv2.resize(frame[cy0:cy1, cx0:cx1], (dw, dh), dst=self._content,
                    interpolation=cv2.INTER_AREA if sx <= 0.5 else cv2.INTER_LINEAR)
-        # Fill: the picture squeezed to 32x18, blurred and darkened, stretched over the whole output.
-        tiny = cv2.resize(self._content[::4, ::4], (32, 18), interpolation=cv2.INTER_AREA)
-        tiny = cv2.GaussianBlur(tiny, (0, 0), 2.0)
-        cv2.resize(cv2.convertScaleAbs(tiny, alpha=0.6), (out_w, out_h), dst=self._pad_buf,
-                   interpolation=cv2.INTER_LINEAR)
+        # Fill: the picture squeezed to 32x18 (from every 8th pixel: it is blurred right after), blurred and
+        # darkened, stretched over the output where the picture does not cover it.
+        tiny = cv2.resize(self._content[::8, ::8], (32, 18), interpolation=cv2.INTER_AREA)
+        tiny = cv2.convertScaleAbs(cv2.GaussianBlur(tiny, (0, 0), 2.0), alpha=0.6)
+        for bx, by, bw, bh in ((0, 0, out_w, dy0), (0, dy0 + dh, out_w, out_h - dy0 - dh),
+                               (0, dy0, dx0, dh), (dx0 + dw, dy0, out_w - dx0 - dw, dh)):
+            if bw > 0 and bh > 0:
+                stretch_part(tiny, self._pad_buf, (bx, by, bw, bh))
         self._pad_buf[dy0:dy0 + dh, dx0:dx0 + dw] = self._content
         return self._pad_buf

@@ -260,7 +260,7 @@ class BadSegmenter:
     def __init__(self, good, kind: str, after: int = 0) -> None:
         self.good, self.kind, self.after, self.calls = good, kind, after, 0
 
-    def segment(self, frame):
+    def segment(self, frame, gate=None):  # no still-scene reuse: every call shows its kind
         self.calls += 1
         mask, levels = self.good.segment(frame)
         if self.calls <= self.after:

@@ -35,7 +35,7 @@ class Returns:
     def __init__(self) -> None:
         self.mask: object = None
 
-    def segment(self, frame):
+    def segment(self, frame, gate=None):
         return self.mask, []
 
 

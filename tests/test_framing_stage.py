@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -94,6 +95,21 @@ def test_upright_phone_is_pillarboxed_with_a_blurred_fill() -> None:
     sides = np.concatenate([framed[:, : bar - 4], framed[:, 1280 - bar + 4:]], axis=1).astype(np.float32)
     assert sides.std(axis=(0, 1)).max() < 25  # a soft fill, not a copy of the room's checkerboard
     assert framed[:, bar + 4: 1280 - bar - 4].std() > 25
+
+
+@pytest.mark.parametrize("part", [(0, 0, 280, 720), (999, 0, 281, 720), (0, 0, 1280, 90), (200, 630, 880, 90)])
+def test_stretch_part_is_the_full_stretch_there(part: tuple[int, int, int, int]) -> None:
+    from vcam.postprocess.framing_stage import stretch_part
+
+    small = np.random.default_rng(3).integers(0, 256, (18, 32, 3), dtype=np.uint8)
+    full = cv2.resize(small, (1280, 720), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((720, 1280, 3), np.uint8)
+    stretch_part(small, out, part)
+    x, y, w, h = part
+    assert np.abs(out[y:y + h, x:x + w].astype(np.int16) - full[y:y + h, x:x + w]).max() <= 1
+    untouched = np.ones(out.shape[:2], bool)
+    untouched[y:y + h, x:x + w] = False
+    assert not out[untouched].any()  # nothing written outside the part
 
 
 def test_crop_keeps_the_window_inside_and_pad_shows_the_whole_frame() -> None:

@@ -59,7 +59,7 @@ def test_crop_takes_the_centre_as_before() -> None:
 class ColourSegmenter:
     """An ideal segmenter for the synthetic scenes: the person is the pixels of the person's colour."""
 
-    def segment(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def segment(self, frame: np.ndarray, gate: object = None) -> tuple[np.ndarray, list[np.ndarray]]:
         person = np.all(np.abs(frame.astype(np.int16) - (120, 150, 200)) < 8, axis=2).astype(np.float32)
         return cv2.resize(person, (256, 144), interpolation=cv2.INTER_AREA), []
 

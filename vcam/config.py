@@ -76,6 +76,12 @@ class OutputSettings(_Section):
 class ModelSettings(_Section):
     segmenter: str = Field("auto", description="'auto' (probe tiers), a tier, a model name, or a path to .onnx")
     threads: int = Field(1, ge=1, le=16, description="ONNX Runtime intra-op threads")
+    still_threshold: float = Field(6.0, ge=0.0, le=64.0, description="reuse the last mask instead of running "
+                                   "the model while every 8x8 block of its input picture differs from the one it "
+                                   "last ran on by less than this many grey levels on average (0 = run on every "
+                                   "frame)")
+    max_reused_frames: int = Field(2, ge=0, le=8, description="at most this many frames in a row reuse a mask "
+                                   "(0 = run on every frame)")
 
 
 class Config(_Section):

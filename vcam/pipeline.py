@@ -51,7 +51,7 @@ class Pipeline:
         self.errors = ErrorLog(clock=clock)
         self.previous = PreviousFrame()
         self._fit = AspectFit(config)
-        self._segment = Segment(segmenter)
+        self._segment = Segment(segmenter, config)
         self._guard = GuardMask(MaskGuard(clock=clock))
         self._resize = Resize(config)
         self._beauty = Beauty(config)
@@ -100,7 +100,7 @@ class Pipeline:
         """Swap settings between frames; stages keep their temporal state. A stage that cannot take the new
         settings is counted as an error and fails its frames closed until settings it can use arrive."""
         self.config = config
-        for stage in (self._fit, self._resize, self._beauty, self._refine, self._composite):
+        for stage in (self._fit, self._segment, self._resize, self._beauty, self._refine, self._composite):
             try:
                 stage.configure(config)
             except Exception as exc:  # noqa: BLE001 - any failure of a stage is supervised alike

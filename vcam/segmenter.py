@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .registry import ModelCard, find_model, list_models
+from .still_scene import StillSceneGate
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +97,22 @@ class Segmenter:
         self._levels_used = level
         return cv2.resize(frame, (self.width, self.height), dst=self._small, interpolation=cv2.INTER_LINEAR)
 
-    def segment(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def segment(self, frame_bgr: np.ndarray,
+                gate: StillSceneGate | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """The person mask (float32 [h, w] at the model's resolution) and the frame halved 1, 2, ... times
         (BGR uint8, 2x2 box averages) as computed on the way to the model's input size: later stages may reuse
-        them for that same frame. Both are buffers overwritten by the next call."""
+        them for that same frame. Both are buffers overwritten by the next call. With a ``gate``, the model is
+        skipped while its input picture is still (the gate's last mask is returned, read-only)."""
         self._downscale(frame_bgr)
+        levels = self._halves[: self._levels_used]
+        if gate is not None and (reused := gate.reusable_mask(self._small)) is not None:
+            return reused, levels
         # HWC BGR uint8 -> CHW RGB float32 in [0,1], written straight into the preallocated input tensor.
         np.multiply(self._small.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=self._input[0])
         (mask,) = self.session.run(["mask"], {"image": self._input})
-        return mask[0, 0], self._halves[: self._levels_used]
+        if gate is not None:
+            gate.remember(mask[0, 0])
+        return mask[0, 0], levels
 
     def process(self, frame_bgr: np.ndarray) -> np.ndarray:
         """The person mask alone (see :meth:`segment`)."""

@@ -28,6 +28,7 @@ from .postprocess.mask import MaskRefiner
 from .postprocess.upscale import Upscaler
 from .postprocess.upscale import default_model_path as sr_model_path
 from .segmenter import Segmenter
+from .still_scene import StillSceneGate
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +94,37 @@ class AspectFit(Stage):
 
 
 class Segment(Stage):
-    """The person mask of the frame (``ctx.mask``) and the frame's halvings it computed (``ctx.levels``)."""
+    """The person mask of the frame (``ctx.mask``) and the frame's halvings it computed (``ctx.levels``); in a
+    still scene the last mask again (``model.still_threshold``, :mod:`vcam.still_scene`)."""
 
     name = "segment"
     on_error: OnError = "no-mask"
 
-    def __init__(self, segmenter: Segmenter | None) -> None:
-        self.segmenter = segmenter
+    def __init__(self, segmenter: Segmenter | None, config: Config) -> None:
+        self._segmenter = segmenter
+        self.gate = StillSceneGate()
+        self.configure(config)
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self._segmenter
+
+    @segmenter.setter
+    def segmenter(self, segmenter: Segmenter | None) -> None:
+        self._segmenter = segmenter
+        self.gate.reset()  # a mask of the old model must not stand in for the new one
+
+    def configure(self, config: Config) -> None:
+        self.gate.configure(config.model.still_threshold, config.model.max_reused_frames)
+
+    def reset(self) -> None:
+        self.gate.reset()
 
     def run(self, ctx: FrameContext) -> None:
-        if self.segmenter is None:
+        if self._segmenter is None:
             ctx.mask_problem = "no segmenter could be loaded"
             return
-        ctx.mask, ctx.levels = self.segmenter.segment(ctx.frame)
+        ctx.mask, ctx.levels = self._segmenter.segment(ctx.frame, gate=self.gate)
 
 
 class GuardMask(Stage):
