@@ -191,6 +191,9 @@ def run_bench(source: str = "demo", size: tuple[int, int] = (1280, 720), frames:
     }
     for name in STAGES:
         result[f"{name}_ms"] = _median(samples.stages[name])
+    # the mean too where it differs from the median: the segment stage skips the model on still frames
+    result["segment_mean_ms"] = round(statistics.fmean(samples.stages["segment"]), 3) if samples.stages[
+        "segment"] else 0.0
     result["pipeline_ms"] = _median(samples.pipeline)
     result["i420_ms"] = _median(samples.i420)
     ours = [d + p + o for d, p, o in zip(samples.decode, samples.pipeline, samples.i420)]
