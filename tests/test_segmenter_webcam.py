@@ -250,3 +250,8 @@ def test_ship_card_carries_the_sizes_ledger_and_figures(tmp_path: Path) -> None:
     card = json.loads(ship_mp.write_card(onnx_file, "full", (192, 336), {"segments": 1}, {"x": 1}, 12).read_text())
     assert card["input_size"] == [192, 336] and card["tier"] == "full" and card["priority"] == 12
     assert card["io"]["input"] == "image float32 [1,3,192,336] RGB in [0,1]" and card["figures"] == {"x": 1}
+    # --refresh: new figures and sha256 for the same file, the training record kept
+    onnx_file.write_bytes(b"rewritten model")
+    refreshed = json.loads(ship_mp.refresh_card(onnx_file, {"y": 2}).read_text())
+    assert refreshed["figures"] == {"y": 2} and refreshed["training"] == card["training"]
+    assert refreshed["sha256"] != card["sha256"] and refreshed["sha256"] == ship_mp.sha256(onnx_file)
