@@ -66,9 +66,10 @@ class FaceRegion:
         self.scale = s = int(2 ** max(1, round(np.log2(max(bw, 1.0) / face_px))))
         cx = bx + bw / 2
         # The face shape: a rounded box (superellipse) inscribed in the detector's face box, so that nothing
-        # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels.
-        # Inset a little (the tracker's crop detections give boxes up to ~10 % wider than a full-frame detection).
-        self.ellipses = ((cx, by + 0.5 * bh, _SHAPE_SIZE[0] * bw, _SHAPE_SIZE[1] * bh),)
+        # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels. Inset a little at the
+        # top and sides (the tracker's crop detections give boxes up to ~10 % wider than a full-frame detection),
+        # down to the box's bottom edge at the chin (crop detections end above a full-frame detection's chin).
+        self.ellipses = ((cx, by + _SHAPE_CENTRE_Y * bh, _SHAPE_SIZE[0] * bw, _SHAPE_SIZE[1] * bh),)
         x0 = min(e[0] - e[2] for e in self.ellipses) - 4 * s
         x1 = max(e[0] + e[2] for e in self.ellipses) + 4 * s
         y0 = min(e[1] - e[3] for e in self.ellipses) - 4 * s
@@ -89,7 +90,8 @@ class FaceRegion:
 
 
 _SHAPE_POWER = 4.0  # superellipse exponent of the face shape: 2 = ellipse, larger = closer to the box
-_SHAPE_SIZE = (0.45, 0.48)  # its semi-axes as shares of the box width and height
+_SHAPE_SIZE = (0.45, 0.49)  # its semi-axes as shares of the box width and height
+_SHAPE_CENTRE_Y = 0.51  # its centre, as a share of the box height from the box top (rim: 2 % to 100 %)
 _SHAPE_FEATHER = 0.10  # its rim: the weight ramps from 1 to 0 over this share of the radius
 
 

@@ -224,6 +224,20 @@ def test_nothing_changes_outside_the_face_box(frames: list[np.ndarray]) -> None:
     assert changed_total / outside_total < 2e-4, changed_total / outside_total
 
 
+def test_the_chin_is_smoothed_down_to_the_face_box(frames: list[np.ndarray]) -> None:
+    """The face shape reaches the bottom edge of the face box (the chin): the strip just above it changes about as
+    much as the middle of the face, and nothing below the box changes."""
+    stage = BeautyStage(ON, model_path=yunet_path())
+    out = run(stage, frames[:20])
+    x, y, w, h = stage.faces[0].box
+    change = np.abs(out.astype(int) - frames[19]).max(axis=2).astype(float)
+    cols = slice(int(x + 0.3 * w), int(x + 0.7 * w))
+    middle = change[int(y + 0.5 * h):int(y + 0.6 * h), cols].mean()
+    chin = change[int(y + 0.93 * h):int(y + 0.96 * h), cols].mean()
+    assert chin > 0.3 * middle, (chin, middle)
+    assert change[int(np.ceil(y + h)):, :].max() == 0
+
+
 def test_a_still_picture_gives_a_still_output(frames: list[np.ndarray]) -> None:
     """The same frame again and again (a frozen camera): once settled, the output does not change at all."""
     stage = BeautyStage(ON, model_path=yunet_path())
