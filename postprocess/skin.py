@@ -117,6 +117,8 @@ def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
 
 _SKIN_SPREADS = (4.0, 7.0)  # skin colour: full weight within this many spreads of the face's mean CrCb, none beyond
 _TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of this many frame pixels
+_TEXTURE_MIN_SIGMA = 0.5  # ... and at least this many working pixels (the smallest Gaussian that still acts: a
+# large face's working grid is coarser than 2 frame pixels, and what is finer than the grid is never touched)
 # Temporal gate: a working pixel keeps its correction while its 3x3 mean luma is within _STILL_LEVELS of the
 # luma its correction was made for, and takes the new one fully from _MOVING_LEVELS.
 _STILL_LEVELS, _MOVING_LEVELS = 1.5, 5.0
@@ -362,8 +364,8 @@ def _luma_correction(region: FaceRegion, y: np.ndarray, y_half: np.ndarray, m: n
     """The luma correction of this frame: the detail above the edge-preserving base removed (less the share of
     the finest band kept), mid-tones lifted, small dark spots filled; all weighted by the skin mask ``m``."""
     base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 3x3 working pixels
-        sigma = max(0.8, _TEXTURE_SIGMA / region.scale)
+    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 0.5 working pixels
+        sigma = max(_TEXTURE_MIN_SIGMA, _TEXTURE_SIGMA / region.scale)
         detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (0, 0), sigma), p.texture, 0.0)
         detail -= base
     else:
