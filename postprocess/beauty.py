@@ -147,7 +147,7 @@ class BeautyStage:
     def _resolve(settings: BeautySettings) -> SkinParams:
         """Strength -> effect amounts, on a scale that changes the picture evenly (docs/beauty.md, measured): up to
         0.5 the share of the blemish band removed grows linearly, which lowers its energy by an even number of
-        dB per step (about 0.67 dB per 0.1); above 0.5 that band is gone, and the finest working-resolution
+        dB per step (0.8-1.0 dB per 0.1); above 0.5 that band is gone, and the finest working-resolution
         texture is taken away linearly instead (all of it at 1 for ``natural``) with a wider base."""
         p = PRESETS[settings.preset]
         s = settings.strength

@@ -420,7 +420,7 @@ def measure_detector(model: Path, passes: int = 5) -> dict[str, float]:
 
     frame = read_clip(DEMO, 1)[0]
     out = {}
-    for name, size, image in (("crop 128x128", (128, 128), _shrink(frame[0:480, 560:1040], (128, 128))),
+    for name, size, image in (("crop 96x96", (96, 96), _shrink(frame[0:480, 560:1040], (96, 96))),
                               ("full frame 320x180", (320, 180), _shrink(frame, (320, 180)))):
         net = cv2.FaceDetectorYN.create(str(model), "", size, 0.6)
         net.detect(image)
