@@ -131,6 +131,7 @@ class BeautyStage:
                 corr *= face.presence
             up = self._upsample_buffer(y1 - y0, x1 - x0)
             cv2.resize(corr, (x1 - x0, y1 - y0), dst=up, interpolation=cv2.INTER_LINEAR)
+            _clip_to_box(up, face.box, region.rect)  # the upsampling's reach past the shape's rim
             cv2.add(roi, up, dst=roi, dtype=cv2.CV_8U)  # rounds and saturates; C == 0 leaves a pixel as it was
             self.regions.append(region.rect)
             self.faces.append(face)
@@ -146,7 +147,7 @@ class BeautyStage:
     def _resolve(settings: BeautySettings) -> SkinParams:
         """Strength -> effect amounts, on a scale that changes the picture evenly (docs/beauty.md, measured): up to
         0.5 the share of the blemish band removed grows linearly, which lowers its energy by an even number of
-        dB per step (about 0.67 dB per 0.1); above 0.5 that band is gone, and the finest working-resolution
+        dB per step (0.8-1.0 dB per 0.1); above 0.5 that band is gone, and the finest working-resolution
         texture is taken away linearly instead (all of it at 1 for ``natural``) with a wider base."""
         p = PRESETS[settings.preset]
         s = settings.strength
@@ -177,3 +178,17 @@ class BeautyStage:
         if self._up is None or self._up.shape[0] < h or self._up.shape[1] < w:
             self._up = np.empty((max(h, 8), max(w, 8), 3), np.float32)
         return self._up[:h, :w]
+
+
+def _clip_to_box(corr: np.ndarray, box: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+    """Zero the correction of the region ``rect`` outside the face box (x, y, w, h): pixels outside the box are
+    never changed, even where the bilinear upsampling carries the correction a few pixels past the face
+    shape's rim (the shape reaches the box's bottom edge, the chin)."""
+    x0, y0 = rect[:2]
+    h, w = corr.shape[:2]
+    bx0, by0 = int(np.floor(box[0])) - x0, int(np.floor(box[1])) - y0
+    bx1, by1 = int(np.ceil(box[0] + box[2])) - x0, int(np.ceil(box[1] + box[3])) - y0
+    corr[:max(0, min(h, by0))] = 0.0
+    corr[max(0, by1):] = 0.0
+    corr[:, :max(0, min(w, bx0))] = 0.0
+    corr[:, max(0, bx1):] = 0.0

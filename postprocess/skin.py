@@ -66,9 +66,10 @@ class FaceRegion:
         self.scale = s = int(2 ** max(1, round(np.log2(max(bw, 1.0) / face_px))))
         cx = bx + bw / 2
         # The face shape: a rounded box (superellipse) inscribed in the detector's face box, so that nothing
-        # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels.
-        # Inset a little (the tracker's crop detections give boxes up to ~10 % wider than a full-frame detection).
-        self.ellipses = ((cx, by + 0.5 * bh, _SHAPE_SIZE[0] * bw, _SHAPE_SIZE[1] * bh),)
+        # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels. Inset a little at the
+        # top and sides (the tracker's crop detections give boxes up to ~10 % wider than a full-frame detection),
+        # down to the box's bottom edge at the chin (crop detections end above a full-frame detection's chin).
+        self.ellipses = ((cx, by + _SHAPE_CENTRE_Y * bh, _SHAPE_SIZE[0] * bw, _SHAPE_SIZE[1] * bh),)
         x0 = min(e[0] - e[2] for e in self.ellipses) - 4 * s
         x1 = max(e[0] + e[2] for e in self.ellipses) + 4 * s
         y0 = min(e[1] - e[3] for e in self.ellipses) - 4 * s
@@ -89,7 +90,8 @@ class FaceRegion:
 
 
 _SHAPE_POWER = 4.0  # superellipse exponent of the face shape: 2 = ellipse, larger = closer to the box
-_SHAPE_SIZE = (0.45, 0.48)  # its semi-axes as shares of the box width and height
+_SHAPE_SIZE = (0.45, 0.49)  # its semi-axes as shares of the box width and height
+_SHAPE_CENTRE_Y = 0.51  # its centre, as a share of the box height from the box top (rim: 2 % to 100 %)
 _SHAPE_FEATHER = 0.10  # its rim: the weight ramps from 1 to 0 over this share of the radius
 
 
@@ -115,6 +117,8 @@ def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
 
 _SKIN_SPREADS = (4.0, 7.0)  # skin colour: full weight within this many spreads of the face's mean CrCb, none beyond
 _TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of this many frame pixels
+_TEXTURE_MIN_SIGMA = 0.5  # ... and at least this many working pixels (the smallest Gaussian that still acts: a
+# large face's working grid is coarser than 2 frame pixels, and what is finer than the grid is never touched)
 # Temporal gate: a working pixel keeps its correction while its 3x3 mean luma is within _STILL_LEVELS of the
 # luma its correction was made for, and takes the new one fully from _MOVING_LEVELS.
 _STILL_LEVELS, _MOVING_LEVELS = 1.5, 5.0
@@ -360,8 +364,8 @@ def _luma_correction(region: FaceRegion, y: np.ndarray, y_half: np.ndarray, m: n
     """The luma correction of this frame: the detail above the edge-preserving base removed (less the share of
     the finest band kept), mid-tones lifted, small dark spots filled; all weighted by the skin mask ``m``."""
     base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 3x3 working pixels
-        sigma = max(0.8, _TEXTURE_SIGMA / region.scale)
+    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 0.5 working pixels
+        sigma = max(_TEXTURE_MIN_SIGMA, _TEXTURE_SIGMA / region.scale)
         detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (0, 0), sigma), p.texture, 0.0)
         detail -= base
     else:

@@ -224,6 +224,20 @@ def test_nothing_changes_outside_the_face_box(frames: list[np.ndarray]) -> None:
     assert changed_total / outside_total < 2e-4, changed_total / outside_total
 
 
+def test_the_chin_is_smoothed_down_to_the_face_box(frames: list[np.ndarray]) -> None:
+    """The face shape reaches the bottom edge of the face box (the chin): the strip just above it changes about as
+    much as the middle of the face, and nothing below the box changes."""
+    stage = BeautyStage(ON, model_path=yunet_path())
+    out = run(stage, frames[:20])
+    x, y, w, h = stage.faces[0].box
+    change = np.abs(out.astype(int) - frames[19]).max(axis=2).astype(float)
+    cols = slice(int(x + 0.3 * w), int(x + 0.7 * w))
+    middle = change[int(y + 0.5 * h):int(y + 0.6 * h), cols].mean()
+    chin = change[int(y + 0.93 * h):int(y + 0.96 * h), cols].mean()
+    assert chin > 0.3 * middle, (chin, middle)
+    assert change[int(np.ceil(y + h)):, :].max() == 0
+
+
 def test_a_still_picture_gives_a_still_output(frames: list[np.ndarray]) -> None:
     """The same frame again and again (a frozen camera): once settled, the output does not change at all."""
     stage = BeautyStage(ON, model_path=yunet_path())
@@ -273,3 +287,20 @@ def test_tracker_does_not_switch_back_to_its_previous_target() -> None:
     moved[0::2] += 40  # the face moved 20 % of its width
     tracker._accept(track, moved.copy())
     assert np.array_equal(track.target, moved)
+
+
+def test_skin_colour_region_drops_large_non_skin_areas_and_keeps_blemishes() -> None:
+    """The evaluation's skin-colour region: a collar-sized green area inside the landmark region is not skin, a
+    red spot the size of a blemish stays in."""
+    from tools.evaluation.beauty import skin_colour_region
+
+    rng = np.random.default_rng(1)
+    frame = np.clip(np.array([120, 140, 190], np.float32) + rng.normal(0, 3, (200, 200, 3)), 0, 255).astype(np.uint8)
+    frame[150:190, 40:160] = (60, 140, 40)  # a green collar, 40 px tall
+    frame[60:64, 60:64] = (80, 80, 200)  # a red spot, 4 px (2 % of the face width)
+    region = np.zeros((200, 200), bool)
+    region[10:190, 10:190] = True
+    colour = skin_colour_region(frame, region, face_w=200.0)
+    assert not colour[155:185, 50:150].any()
+    assert colour[60:64, 60:64].all()
+    assert colour[20:140, 20:180].mean() > 0.99
