@@ -67,7 +67,7 @@ def card(variant: Variant, onnx_bytes: bytes, figures: dict[str, object]) -> dic
 
 def shipped_graph(tflite: Path) -> onnx.ModelProto:
     """The graph we ship for a TFLite original: its conversion with the decoder's Resize/1x1 Conv pairs commuted
-    (exact, 10-17 % cheaper: models.mediapipe.graph_opt)."""
+    (exact, 16-18 % cheaper: models.mediapipe.graph_opt)."""
     model = convert(tflite)
     commute_resize_conv(model)
     return model

@@ -6,7 +6,7 @@ The decoder of MediaPipe's selfie graph upsamples a feature map 2x (bilinear ``R
 channels with a 1x1 ``Conv``. Both are linear and the bilinear weights of every output pixel sum to one, so
 ``Conv1x1(Resize(x)) == Resize(Conv1x1(x))`` (the bias included): doing the 1x1 conv first runs it on a quarter
 of the pixels, and the resize then moves 24 or 16 channels instead of 128 or 24. Same output up to float
-rounding (the CLI checks it, max abs difference <= 1e-4 on random and flat inputs), 10-17 % less CPU per
+rounding (the CLI checks it, max abs difference <= 1e-4 on random and flat inputs), 16-18 % less CPU per
 inference at one thread (``vcam-seg-full`` 3.06 -> 2.52 ms, MediaPipe general 3.30 -> 2.77 ms, timed alternating
 in one process). The tensor names of the original graph keep their values
 (a new ``<conv>_lowres`` tensor is added), so checkpoints, ``OnnxNet`` and exposed teacher features are
