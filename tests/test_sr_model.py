@@ -134,3 +134,23 @@ def test_degradation_is_webcam_like(demo_frames: list[np.ndarray]) -> None:
     params = DegradeParams.draw(np.random.default_rng(3))
     a, b = degrade(hr, params, rng), degrade(hr, params, rng)
     assert a.shape == b.shape == (360, 640, 3)
+
+
+def test_clean_pairs_are_told_from_degraded_ones(demo_frames: list[np.ndarray]) -> None:
+    """The training sampler re-weights clean vs webcam-degraded cached pairs; it must recognise them."""
+    pytest.importorskip("torch")
+    from models.sr.train import clean_pairs
+
+    rng = np.random.default_rng(0)
+    hrs, lrs, want = [], [], []
+    for k, (y0, x0) in enumerate([(100, 500), (150, 600), (170, 650), (120, 560)]):  # face: textured
+        hr = demo_frames[k][y0:y0 + 128, x0:x0 + 128]
+        for params, is_clean in ((DegradeParams(0.0, "area", 0.0, None), True),
+                                 (DegradeParams(0.0, "bicubic", 0.0, None), True),
+                                 (DegradeParams(0.0, "area", 3.0, None), False),
+                                 (DegradeParams(0.0, "area", 0.0, 70), False),
+                                 (DegradeParams(0.7, "bilinear", 0.0, None), False)):
+            hrs.append(luma(hr))
+            lrs.append(luma(degrade(hr, params, rng)))
+            want.append(is_clean)
+    assert clean_pairs(np.stack(hrs), np.stack(lrs)).tolist() == want

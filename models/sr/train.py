@@ -59,19 +59,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=2.0)
     p.add_argument("--clean-prob", type=float, default=0.0,
                    help="share of training pairs that are clean 2x downscales (no blur, noise or JPEG)")
+    p.add_argument("--clean-share", type=float,
+                   help="resample the cached pairs so that this share of each batch is clean (default: as built)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     return p.parse_args(argv)
 
 
-class PairSampler:
-    """Random aligned crops of the cached pairs with flips/transposes; yields torch batches in [0, 1]."""
+def clean_pairs(hr: np.ndarray, lr: np.ndarray) -> np.ndarray:
+    """Which cached pairs are clean: the low-res luma is the area or bicubic 2x downscale of the high-res luma
+    to within 2 levels (luma of a downscaled BGR patch vs downscale of its luma: rounding only)."""
+    mask = np.empty(len(hr), bool)
+    half = (lr.shape[2], lr.shape[1])
+    for i in range(len(hr)):
+        d = min(int(np.abs(cv2.resize(hr[i], half, interpolation=m).astype(np.int16) - lr[i]).max())
+                for m in (cv2.INTER_AREA, cv2.INTER_CUBIC))
+        mask[i] = d <= 2
+    return mask
 
-    def __init__(self, hr: np.ndarray, lr: np.ndarray, patch: int, rng: np.random.Generator) -> None:
+
+class PairSampler:
+    """Random aligned crops of the cached pairs with flips/transposes; yields torch batches in [0, 1].
+
+    ``clean``/``clean_share``: draw each crop from the clean pairs with this probability (else from the others).
+    """
+
+    def __init__(self, hr: np.ndarray, lr: np.ndarray, patch: int, rng: np.random.Generator,
+                 clean: np.ndarray | None = None, clean_share: float | None = None) -> None:
         self.hr, self.lr, self.patch, self.rng = hr, lr, patch, rng
+        self.clean_share = clean_share
+        if clean_share is not None:
+            self.clean_idx, self.other_idx = np.flatnonzero(clean), np.flatnonzero(~clean)
+
+    def _indices(self, n: int) -> np.ndarray:
+        if self.clean_share is None:
+            return self.rng.integers(0, len(self.lr), n)
+        pick_clean = self.rng.random(n) < self.clean_share
+        return np.where(pick_clean, self.rng.choice(self.clean_idx, n), self.rng.choice(self.other_idx, n))
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         p, lr_side = self.patch, self.lr.shape[1]
-        idx = self.rng.integers(0, len(self.lr), n)
+        idx = self._indices(n)
         ys = self.rng.integers(0, lr_side - p + 1, n)
         xs = self.rng.integers(0, lr_side - p + 1, n)
         lo = np.empty((n, p, p), np.uint8)
@@ -182,7 +209,12 @@ def main(argv: list[str] | None = None) -> None:
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         log.info("resumed at step %d, %.1f min elapsed", step, elapsed / 60)
-    sampler = PairSampler(hr[train_idx], lr[train_idx], args.patch, rng)
+    clean = None
+    if args.clean_share is not None:
+        clean = clean_pairs(hr[train_idx], lr[train_idx])
+        log.info("%.1f%% of the training pairs are clean; sampling %.0f%% clean", 100 * clean.mean(),
+                 100 * args.clean_share)
+    sampler = PairSampler(hr[train_idx], lr[train_idx], args.patch, rng, clean, args.clean_share)
 
     def save(path: Path) -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
