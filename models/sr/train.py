@@ -170,6 +170,40 @@ def init_from(model: TinySR, state: dict) -> None:
         raise ValueError(f"checkpoint does not fit the model: {bad}")
 
 
+def model_config(args: argparse.Namespace) -> dict:
+    return {"channels": args.channels, "blocks": args.blocks, "block": args.block, "learn_anchor": args.learn_anchor}
+
+
+def make_optimizer(model: TinySR, args: argparse.Namespace) -> torch.optim.Adam:
+    """Adam; the anchor (when trained) in its own group at ``--anchor-lr`` times the learning rate."""
+    anchor = [p for n, p in model.named_parameters() if n == "anchor_w"]
+    rest = [p for n, p in model.named_parameters() if n != "anchor_w"]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if anchor:
+        groups.append({"params": anchor, "lr_scale": args.anchor_lr})
+    return torch.optim.Adam(groups, lr=args.lr)
+
+
+def make_sampler(hr: np.ndarray, lr: np.ndarray, args: argparse.Namespace, rng: np.random.Generator) -> PairSampler:
+    clean = None
+    if args.clean_share is not None:
+        clean = clean_pairs(hr, lr)
+        log.info("%.1f%% of the training pairs are clean; sampling %.0f%% clean", 100 * clean.mean(),
+                 100 * args.clean_share)
+    return PairSampler(hr, lr, args.patch, rng, clean, args.clean_share)
+
+
+def restore(path: Path, model: TinySR, opt: torch.optim.Optimizer, rng: np.random.Generator) -> tuple[int, float]:
+    """Continue from a checkpoint: weights, optimiser and random states; returns (step, elapsed seconds)."""
+    ck = torch.load(path, weights_only=False)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["opt"])
+    rng.bit_generator.state = ck["rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    log.info("resumed at step %d, %.1f min elapsed", ck["step"], ck["elapsed"] / 60)
+    return ck["step"], ck["elapsed"]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -180,21 +214,16 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     hr, lr = load_pairs(args)
-    # fixed validation split: the last 2% of the (shuffled-once) pairs, never trained on
+    # fixed validation split: 2% of the (shuffled-once) pairs, never trained on
     order = np.random.default_rng(args.seed).permutation(len(hr))
     n_val = max(64, len(hr) // 50)
     val_idx, train_idx = order[:n_val], order[n_val:]
-    val_lo = torch.from_numpy(lr[val_idx]).float().div(255).unsqueeze(1)
-    val_hi = torch.from_numpy(hr[val_idx]).float().div(255).unsqueeze(1)
+    val_lo, val_hi = (torch.from_numpy(a[val_idx]).float().div(255).unsqueeze(1) for a in (lr, hr))
     log.info("%d training pairs, %d validation pairs", len(train_idx), n_val)
 
-    config = {"channels": args.channels, "blocks": args.blocks, "block": args.block,
-              "learn_anchor": args.learn_anchor}
+    config = model_config(args)
     model = TinySR(**config).to(memory_format=torch.channels_last)
-    anchor = [p for n, p in model.named_parameters() if n == "anchor_w"]
-    rest = [p for n, p in model.named_parameters() if n != "anchor_w"]
-    groups = [{"params": rest, "lr_scale": 1.0}] + ([{"params": anchor, "lr_scale": args.anchor_lr}] if anchor else [])
-    opt = torch.optim.Adam(groups, lr=args.lr)
+    opt = make_optimizer(model, args)
     rng = np.random.default_rng(args.seed + 1)
     step, elapsed = 0, 0.0
     ckpt_path = args.out / "last.pt"
@@ -202,24 +231,12 @@ def main(argv: list[str] | None = None) -> None:
         init_from(model, torch.load(args.init, weights_only=False)["model"])
         log.info("initialised from %s", args.init)
     if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        log.info("resumed at step %d, %.1f min elapsed", step, elapsed / 60)
-    clean = None
-    if args.clean_share is not None:
-        clean = clean_pairs(hr[train_idx], lr[train_idx])
-        log.info("%.1f%% of the training pairs are clean; sampling %.0f%% clean", 100 * clean.mean(),
-                 100 * args.clean_share)
-    sampler = PairSampler(hr[train_idx], lr[train_idx], args.patch, rng, clean, args.clean_share)
+        step, elapsed = restore(ckpt_path, model, opt, rng)
+    sampler = make_sampler(hr[train_idx], lr[train_idx], args, rng)
 
     def save(path: Path) -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "config": config,
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "config": config,
                     "args": {k: str(v) for k, v in vars(args).items()}}, path)
 
     loss_fn = {"l1": F.l1_loss, "mse": F.mse_loss, "psnr": psnr_loss}[args.loss]
