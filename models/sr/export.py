@@ -140,7 +140,7 @@ def training_history(ckpt_path: Path) -> list[dict]:
     return phases
 
 
-DEFAULT_SOURCE = ("vcam TinySR trained from scratch by models.sr.train on ../shared/data photos and video "
+DEFAULT_SOURCE = ("vcam TinySR trained by models.sr.train (phases: `training`) on ../shared/data photos and video "
                   "frames (held-out clips excluded; see docs/sr.md), exported by models.sr.export")
 
 
