@@ -2,6 +2,8 @@
 
     python -m models.sr.train --out runs/sr --minutes 45            # fresh run
     python -m models.sr.train --out runs/sr --minutes 45 --resume   # continue after an interruption
+    python -m models.sr.train --out runs/sr-ft --init runs/sr/final.pt --pairs runs/sr/pairs.npz \
+        --learn-anchor --loss psnr --clean-share 0.3 --lr 5e-4 --minutes 36   # fine-tune (see docs/sr.md)
 
 The learning-rate schedule (cosine) follows the elapsed fraction of the budget, so a resumed run ends
 where an uninterrupted one would. For the last ``--bn-freeze`` fraction of the budget the BatchNorm
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("runs/sr"), help="run folder (cache, checkpoints)")
     p.add_argument("--data", type=Path, default=DATA_ROOT, help="the shared data folder")
     p.add_argument("--minutes", type=float, default=45.0, help="training time budget (excludes building pairs)")
+    p.add_argument("--pairs", type=Path, help="the cached pairs (default OUT/pairs.npz; built there if missing)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning; fresh schedule)")
     p.add_argument("--loss", choices=("l1", "mse", "psnr"), default="l1",
@@ -151,7 +154,7 @@ def set_bn_frozen(model: nn.Module, frozen: bool) -> None:
 
 
 def load_pairs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    cache = args.out / "pairs.npz"
+    cache = args.pairs or args.out / "pairs.npz"
     if cache.exists():
         with np.load(cache) as z:
             return z["hr"], z["lr"]
