@@ -132,13 +132,15 @@ def training_history(ckpt_path: Path) -> list[dict]:
                  "config": ck.get("config", {})}
         if args:
             phase["loss"], phase["lr"], phase["bn_freeze"] = args.get("loss"), args.get("lr"), args.get("bn_freeze")
+            if args.get("clean_share") not in (None, "None"):
+                phase["clean_share"] = args["clean_share"]
         phases.insert(0, phase)
         init = args.get("init")
         path = Path(init) if init not in (None, "None") else None
     return phases
 
 
-DEFAULT_SOURCE = ("vcam TinySR trained from scratch by models.sr.train on ../shared/data photos and video "
+DEFAULT_SOURCE = ("vcam TinySR trained by models.sr.train (phases: `training`) on ../shared/data photos and video "
                   "frames (held-out clips excluded; see docs/sr.md), exported by models.sr.export")
 
 

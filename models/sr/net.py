@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.ecb import ECBConv3x3
 from ..common.repvgg import RepConv3x3, fold_model
 
 __all__ = ["TinySR", "TinySRInference", "bicubic_anchor_kernel", "to_inference"]
@@ -86,16 +87,26 @@ class TinySR(nn.Module):
 
     Args:
         channels: feature channels (keep a multiple of 16 for ONNX Runtime's blocked convolutions).
-        blocks: RepConv3x3(C, C) blocks between the head and the tail.
+        blocks: 3x3 blocks between the head and the tail.
+        block: ``"rep"`` (RepVGG: 3x3, 1x1, identity) or ``"ecb"`` (those plus expand-squeeze and
+            Sobel/Laplacian branches); both fold into the same plain 3x3 convs.
+        learn_anchor: train the linear anchor too (starts as bicubic; exported as the same fixed-size conv,
+            so the inference graph and its cost do not change).
     """
 
-    def __init__(self, channels: int = 16, blocks: int = 1) -> None:
+    def __init__(self, channels: int = 16, blocks: int = 1, block: str = "rep", learn_anchor: bool = False) -> None:
         super().__init__()
         self.channels, self.blocks = channels, blocks
-        self.head = RepConv3x3(4, channels)
-        self.body = nn.Sequential(*[RepConv3x3(channels, channels) for _ in range(blocks)])
-        self.tail = RepConv3x3(channels, 16, act=False)
-        self.register_buffer("anchor_w", _anchor_from_unshuffled(), persistent=False)
+        if block not in ("rep", "ecb"):
+            raise ValueError(f"block must be 'rep' or 'ecb', not {block!r}")
+        make = (lambda i, o, act=True: RepConv3x3(i, o, act=act)) if block == "rep" else ECBConv3x3
+        self.head = make(4, channels)
+        self.body = nn.Sequential(*[make(channels, channels) for _ in range(blocks)])
+        self.tail = make(channels, 16, act=False)
+        if learn_anchor:
+            self.anchor_w = nn.Parameter(_anchor_from_unshuffled())
+        else:
+            self.register_buffer("anchor_w", _anchor_from_unshuffled(), persistent=False)
         # start as plain bicubic: the residual branch outputs zero until it learns something
         for bn in (self.tail.bn3, self.tail.bn1, self.tail.bn_id):
             if bn is not None:
@@ -112,14 +123,15 @@ class TinySR(nn.Module):
 class TinySRInference(nn.Module):
     """Export form: plain convs only (what the shipped ONNX contains)."""
 
-    def __init__(self, head: nn.Conv2d, body: list[nn.Conv2d], tail: nn.Conv2d) -> None:
+    def __init__(self, head: nn.Conv2d, body: list[nn.Conv2d], tail: nn.Conv2d,
+                 anchor: torch.Tensor | None = None) -> None:
         super().__init__()
         self.head = head
         self.body = nn.ModuleList(body)
         self.tail = tail
         self.anchor = nn.Conv2d(1, 16, 6, 2, 0, bias=False)
         with torch.no_grad():
-            self.anchor.weight.copy_(torch.from_numpy(bicubic_anchor_kernel()))
+            self.anchor.weight.copy_(torch.from_numpy(bicubic_anchor_kernel()) if anchor is None else anchor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.core(F.pad(x, (2, 2, 2, 2), mode="replicate")), 4)
@@ -157,4 +169,5 @@ def to_inference(model: TinySR) -> TinySRInference:
     head.weight.copy_(_unshuffled_to_conv6s2(hw))
     head.bias.copy_(hb)
     body = [blk.folded for blk in model.body]
-    return TinySRInference(head, body, model.tail.folded).eval()
+    anchor = _unshuffled_to_conv6s2(model.anchor_w.detach())
+    return TinySRInference(head, body, model.tail.folded, anchor).eval()
