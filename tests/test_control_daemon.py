@@ -1,5 +1,5 @@
 """The real daemon (demo clip, real segmenter, y4m sink) driven through the control API: blur off/on, blur
-strength, presets and pause show up in the output frames within 3 new frames; rejected requests change
+strength, presets and pause show up in the output frames within 5 new frames; rejected requests change
 nothing and the output keeps running."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from vcam.pipeline import placeholder_frame
 from .conftest import BACKGROUND_BOX, crop
 from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, H, W, background_detail, running_session, wait_for
 
-NEW_FRAMES = 3  # a change must show by the 3rd new output frame after the reply
+# A change must show by the 5th new output frame after the reply. Up to four finished frames are already on their
+# way when it arrives: the one being processed with the old settings, the finished-frame buffer, the sink's buffer
+# and the one the sink is writing (not yet counted in ``written``). Under light load it shows by the 2nd.
+NEW_FRAMES = 5
 
 
 def _last(frames: list[np.ndarray]) -> np.ndarray:
@@ -90,7 +93,7 @@ def test_pause_shows_the_still_frame_and_releases_the_camera() -> None:
         wait_for(lambda: run.daemon.source._cap is None, timeout=1.0)  # the camera is closed
         sent = run.written()
         wait_for(lambda: run.written() > sent + 15, timeout=10)  # the device keeps receiving frames
-        # Within 3 new frames the output is the pause frame, and stays that one still frame.
+        # Within NEW_FRAMES new frames the output is the pause frame, and stays that one still frame.
         frames = run.wait_distinct(start, NEW_FRAMES + 1, timeout=0.5)
         assert 1 <= len(frames) <= NEW_FRAMES
         expected = placeholder_frame(W, H, "vcam: camera paused").astype(np.int16)
