@@ -239,15 +239,8 @@ class Upscaler:
         return float(np.median(times))
 
     def _resize(self, img: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-        h, w = img.shape[:2]
-        out = self._out = _buffer(self._out, (out_size[1], out_size[0], 3), np.uint8)
-        # Shrinking by 2x or more needs INTER_AREA's averaging (bilinear would skip pixels and alias); by less
-        # (1920x1080 -> 1280x720), OpenCV's non-integer INTER_AREA costs 8.7 ms per frame here against 1.9 ms
-        # for bilinear, whose 2-tap kernel already spans most of the 1.5-pixel footprint (on a zone plate: 27%
-        # more aliasing above the output's Nyquist, 26% less error below it).
-        strong_shrink = out_size[0] * 2 <= w or out_size[1] * 2 <= h
-        cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if strong_shrink else cv2.INTER_LINEAR)
-        return out
+        self._out = _buffer(self._out, (out_size[1], out_size[0], 3), np.uint8)
+        return plain_resize(img, out_size, self._out)
 
     def _stable_box(self, box: tuple[int, int, int, int] | None, frame_hw: tuple[int, int]
                     ) -> tuple[int, int, int, int] | None:
@@ -335,6 +328,18 @@ class _Run:
 
 def _area(box: tuple[int, int, int, int]) -> int:
     return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def plain_resize(img: np.ndarray, out_size: tuple[int, int], out: np.ndarray) -> np.ndarray:
+    """``img`` resized to ``out_size`` into ``out`` (BGR uint8 of that size), without super-resolution."""
+    h, w = img.shape[:2]
+    # Shrinking by 2x or more needs INTER_AREA's averaging (bilinear would skip pixels and alias); by less
+    # (1920x1080 -> 1280x720), OpenCV's non-integer INTER_AREA costs 8.7 ms per frame here against 1.9 ms
+    # for bilinear, whose 2-tap kernel already spans most of the 1.5-pixel footprint (on a zone plate: 27%
+    # more aliasing above the output's Nyquist, 26% less error below it).
+    strong_shrink = out_size[0] * 2 <= w or out_size[1] * 2 <= h
+    cv2.resize(img, out_size, dst=out, interpolation=cv2.INTER_AREA if strong_shrink else cv2.INTER_LINEAR)
+    return out
 
 
 def _buffer(buf: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:

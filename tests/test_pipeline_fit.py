@@ -64,6 +64,29 @@ class ColourSegmenter:
         return cv2.resize(person, (256, 144), interpolation=cv2.INTER_AREA), []
 
 
+class SizeRecordingSegmenter(ColourSegmenter):
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def segment(self, frame: np.ndarray, gate: object = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        self.sizes.append((frame.shape[1], frame.shape[0]))
+        return super().segment(frame, gate)
+
+
+def test_a_camera_larger_than_the_output_is_shrunk_before_segmenting() -> None:
+    """A 1080p camera on a 720p output: the segmenter (and every later stage) sees the 720p frame."""
+    seg = SizeRecordingSegmenter()
+    config = build_config({"preset": "blur", "output": {"width": 1280, "height": 720, "sinks": []}})
+    pipeline = Pipeline(config, segmenter=seg)  # type: ignore[arg-type]
+    frame = _disk_frame(1920, 1080)
+    out = pipeline.process(frame)
+    assert seg.sizes == [(1280, 720)] and out.shape == (720, 1280, 3)
+    assert pipeline.timings_ms["upscale"] < pipeline.timings_ms["fit"]  # nothing left to resize there
+    plain = cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR)
+    passthrough = build_config({"preset": "off", "output": {"width": 1280, "height": 720, "sinks": []}})
+    assert np.array_equal(Pipeline(passthrough, segmenter=None).process(frame), plain)
+
+
 @pytest.mark.parametrize("camera", [(720, 1280), (720, 1080)])
 def test_auto_fit_frames_the_head_of_an_upright_phone(camera: tuple[int, int]) -> None:
     from tests.framing_scenes import Person, draw_people, head_inside

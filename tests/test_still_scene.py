@@ -95,3 +95,26 @@ def test_pipeline_skips_the_model_on_a_still_scene_and_not_when_the_setting_is_o
         pipeline.segmenter = counting  # a model swap forgets the remembered mask
         pipeline.run(frame)
         assert counting.runs == expected_runs + 1
+
+
+def test_back_from_passthrough_the_model_runs_on_the_first_frame() -> None:
+    """The mask remembered before a stretch of passthrough belongs to a scene long gone: it is not reused."""
+    from vcam.segmenter import load_segmenter
+
+    counting = CountingSegmenter(load_segmenter("mediapipe-selfie-landscape"))
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frame[60:360, 220:420] = (60, 110, 200)
+    blur = build_config({"output": {"width": 640, "height": 360, "sinks": []}}, origin="test")
+    passthrough = build_config({"output": {"width": 640, "height": 360, "sinks": []},
+                                "background": {"mode": "passthrough"}}, origin="test")
+    pipeline = Pipeline(blur, counting)
+    pipeline.run(frame)
+    assert counting.runs == 1
+    pipeline.configure(passthrough)
+    pipeline.run(frame)
+    assert counting.runs == 1  # no segment stage in passthrough
+    pipeline.configure(blur)
+    pipeline.run(frame)
+    assert counting.runs == 2  # the same still picture, yet the model runs again
+    pipeline.run(frame)
+    assert counting.runs == 2  # and from then on the gate works as before

@@ -99,7 +99,12 @@ class Pipeline:
     def configure(self, config: Config) -> None:
         """Swap settings between frames; stages keep their temporal state. A stage that cannot take the new
         settings is counted as an error and fails its frames closed until settings it can use arrive."""
+        was_masked = self.background_mode
         self.config = config
+        if self.background_mode and not was_masked:
+            # back from passthrough: the mask stages' memory (last mask, smoothing) is of a scene long gone
+            for stage in (self._segment, self._guard, self._refine):
+                stage.reset()
         for stage in (self._fit, self._segment, self._resize, self._beauty, self._refine, self._composite):
             try:
                 stage.configure(config)

@@ -25,7 +25,7 @@ from .postprocess.beauty import default_model_path as yunet_model_path
 from .postprocess.composite import Compositor, render_mask_debug
 from .postprocess.framing_stage import FramingStage, centre_window, same_aspect
 from .postprocess.mask import MaskRefiner
-from .postprocess.upscale import Upscaler
+from .postprocess.upscale import Upscaler, plain_resize
 from .postprocess.upscale import default_model_path as sr_model_path
 from .segmenter import Segmenter
 from .still_scene import StillSceneGate
@@ -62,7 +62,7 @@ def fit_window(width: int, height: int, out_width: int, out_height: int) -> tupl
 class AspectFit(Stage):
     """The framing stage (``output.fit``, ``[framing]``; see ``postprocess/framing_stage.py``): the window of the
     camera frame the later stages see: the frame itself, a view of a crop, or a padded output-size frame; never a
-    stretched picture. It steers by ``ctx.previous.alpha`` (where the people were in the last framed frame)."""
+    stretched picture; shrunk to the output size when it is larger both ways. It steers by ``ctx.previous.alpha`` (where the people were in the last framed frame)."""
 
     name = "fit"
 
@@ -71,6 +71,7 @@ class AspectFit(Stage):
         self.framing = FramingStage(config.framing, config.output.fit, out_size, face_model=yunet_model_path)
         self.config = config
         self._logged: tuple[int, int, str] | None = None
+        self._shrunk: np.ndarray | None = None  # the frame shrunk to the output size (a camera larger than it)
 
     def configure(self, config: Config) -> None:
         self.framing.configure(config.framing, config.output.fit)
@@ -89,6 +90,13 @@ class AspectFit(Stage):
                          width, height, *ctx.out_size, plan, self.config.output.fit, self.config.framing.mode)
         self.framing.observe(ctx.previous.alpha)
         framed = self.framing.process(ctx.frame, dt=1.0 / self.config.output.fps)
+        out_w, out_h = ctx.out_size
+        if framed.shape[1] > out_w and framed.shape[0] > out_h:
+            # Larger than the output (a 1080p camera): shrink it here, so the segmenter halves the output-size
+            # frame and the refiner reuses those halvings, instead of both halving the large frame on their own.
+            if self._shrunk is None or self._shrunk.shape != (out_h, out_w, 3):
+                self._shrunk = np.empty((out_h, out_w, 3), np.uint8)
+            framed = plain_resize(framed, ctx.out_size, self._shrunk)
         if framed is not ctx.frame:
             ctx.replace_frame(framed)
 
