@@ -127,7 +127,6 @@ class FramingStage:
         self._src: tuple[int, int] | None = None
         self._crop_buf: np.ndarray | None = None
         self._pad_buf: np.ndarray | None = None
-        self._content: np.ndarray | None = None
 
     def configure(self, settings: FramingSettings, fit: Fit) -> None:
         """Swap settings between frames; the window moves on from where it is."""
@@ -231,19 +230,19 @@ class FramingStage:
         dw, dh = min(out_w - dx0, round((cx1 - cx0) * sx)), min(out_h - dy0, round((cy1 - cy0) * sy))
         if self._pad_buf is None or self._pad_buf.shape[:2] != (out_h, out_w):
             self._pad_buf = np.empty((out_h, out_w, 3), np.uint8)
-        if self._content is None or self._content.shape[:2] != (dh, dw):
-            self._content = np.empty((dh, dw, 3), np.uint8)
+        content = self._pad_buf[dy0:dy0 + dh, dx0:dx0 + dw]
         # Area averaging only for a strong shrink: at factors under 2 OpenCV's area path costs ~5 ms at 720p,
-        # bilinear under 1 ms (the resize stage makes the same choice).
-        cv2.resize(frame[cy0:cy1, cx0:cx1], (dw, dh), dst=self._content,
-                   interpolation=cv2.INTER_AREA if sx <= 0.5 else cv2.INTER_LINEAR)
+        # bilinear under 1 ms (the resize stage makes the same choice). Written straight into its place.
+        scaled = cv2.resize(frame[cy0:cy1, cx0:cx1], (dw, dh), dst=content,
+                            interpolation=cv2.INTER_AREA if sx <= 0.5 else cv2.INTER_LINEAR)
+        if scaled is not content:  # OpenCV made its own array instead of writing into the view
+            content[:] = scaled
         # Fill: the picture squeezed to 32x18 (from every 8th pixel: it is blurred right after), blurred and
         # darkened, stretched over the output where the picture does not cover it.
-        tiny = cv2.resize(self._content[::8, ::8], (32, 18), interpolation=cv2.INTER_AREA)
+        tiny = cv2.resize(content[::8, ::8], (32, 18), interpolation=cv2.INTER_AREA)
         tiny = cv2.convertScaleAbs(cv2.GaussianBlur(tiny, (0, 0), 2.0), alpha=0.6)
         for bx, by, bw, bh in ((0, 0, out_w, dy0), (0, dy0 + dh, out_w, out_h - dy0 - dh),
                                (0, dy0, dx0, dh), (dx0 + dw, dy0, out_w - dx0 - dw, dh)):
             if bw > 0 and bh > 0:
                 stretch_part(tiny, self._pad_buf, (bx, by, bw, bh))
-        self._pad_buf[dy0:dy0 + dh, dx0:dx0 + dw] = self._content
         return self._pad_buf
