@@ -1,6 +1,6 @@
 """Face tracking for the beauty stage: YuNet detections, few and cheap, smoothed into steady boxes.
 
-YuNet (``cv2.FaceDetectorYN``) runs
+YuNet (on ONNX Runtime, :mod:`.yunet`) runs
 - on the whole frame, downscaled to ``full_long_side`` pixels, every ``full_interval`` frames (more often while
   no face is tracked) to pick up faces, and
 - on a small square crop around each tracked face every ``detect_interval`` frames to follow it.
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .yunet import YuNet
 
 # YuNet row: x, y, w, h, right eye (x, y), left eye, nose tip, right mouth corner, left mouth corner, score.
 _STATE = 14  # box (4) + landmarks (10)
@@ -99,8 +101,8 @@ class FaceTracker:
         self.max_misses = max_misses
         self.fade_step = fade_step
         path = str(model_path)
-        self._full = cv2.FaceDetectorYN.create(path, "", (full_long_side, full_long_side), score_threshold)
-        self._crop = cv2.FaceDetectorYN.create(path, "", (crop_size, crop_size), score_threshold)
+        self._full = YuNet(path, (full_long_side, full_long_side), score_threshold)
+        self._crop = YuNet(path, (crop_size, crop_size), score_threshold)
         self._canvas = np.zeros((crop_size, crop_size, 3), np.uint8)
         self._full_size: tuple[int, int] | None = None
         self._small: np.ndarray | None = None
@@ -175,7 +177,7 @@ class FaceTracker:
         scale = self.full_long_side / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         if self._full_size != size:
-            self._full.setInputSize(size)
+            self._full.set_input_size(size)
             self._full_size = size
             self._small = np.empty((size[1], size[0], 3), np.uint8)
         self._small[:] = _shrink(frame, size)
