@@ -27,6 +27,10 @@ W, H = 1280, 720
 FRAME_BYTES = W * H * 3 // 2
 # Background detail (conftest.high_frequency_energy on BACKGROUND_BOX) of the demo output after I420, measured
 # on demo frames: passthrough 1.13-1.34, blur 60: 0.39-0.40, blur 20: 0.52-0.56.
+# A change must show by the 5th new output frame after it is applied. Up to four finished frames are already on
+# their way by then: the one being processed with the old settings, the finished-frame buffer, the sink's buffer
+# and the one the sink is writing (not yet counted in ``written``). Under light load it shows by the 2nd.
+NEW_FRAMES = 5
 BLUR_ON_BELOW = 0.75
 BLUR_OFF_ABOVE = 1.0
 

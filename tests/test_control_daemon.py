@@ -13,12 +13,8 @@ from vcam.control import ControlError
 from vcam.pipeline import placeholder_frame
 
 from .conftest import BACKGROUND_BOX, crop
-from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, H, W, background_detail, running_session, wait_for
-
-# A change must show by the 5th new output frame after the reply. Up to four finished frames are already on their
-# way when it arrives: the one being processed with the old settings, the finished-frame buffer, the sink's buffer
-# and the one the sink is writing (not yet counted in ``written``). Under light load it shows by the 2nd.
-NEW_FRAMES = 5
+from .support import (BLUR_OFF_ABOVE, BLUR_ON_BELOW, NEW_FRAMES, H, W, background_detail, running_session,
+                      wait_for)
 
 
 def _last(frames: list[np.ndarray]) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 from vcam.daily_settings import DaemonSettings
 from vcam.ondemand import DeviceReaderMonitor, ReaderTracker, count_open_handles, inotify_available
 
-from .support import BLUR_ON_BELOW, background_detail, running_session, wait_for
+from .support import BLUR_ON_BELOW, NEW_FRAMES, background_detail, running_session, wait_for
 
 linux_only = pytest.mark.skipif(not inotify_available(), reason="inotify is Linux-only")
 
@@ -133,7 +133,7 @@ def test_daemon_releases_the_camera_without_a_reader_and_reopens_for_one(tmp_pat
         try:
             wait_for(lambda: daemon.source._cap is not None and daemon.stats.frames_processed > 0, timeout=20)
             start = run.written()
-            assert background_detail(run.wait_distinct(start, 3)[-1]) < BLUR_ON_BELOW
+            assert background_detail(run.wait_distinct(start, NEW_FRAMES)[-1]) < BLUR_ON_BELOW
             assert run.client.request("status")["status"]["camera"] == "on"
         finally:
             os.close(fd)

@@ -20,7 +20,7 @@ QtWidgets = pytest.importorskip("PySide6.QtWidgets", reason="the tray needs PySi
 if shutil.which("Xvfb") is None or shutil.which("trayer") is None:
     pytest.skip("needs Xvfb and trayer (apt-get install xvfb trayer)", allow_module_level=True)
 
-from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, background_detail, running_session, wait_for  # noqa: E402
+from .support import BLUR_OFF_ABOVE, BLUR_ON_BELOW, NEW_FRAMES, background_detail, running_session, wait_for  # noqa: E402
 
 
 def _free_display() -> int:
@@ -93,12 +93,12 @@ def test_tray_menu_drives_the_daemon(app) -> None:
         start = run.written()
         assert run.session.live.config.background.mode == "passthrough"
         assert not tray.blur.isChecked() and tray_state(tray.status) == "off"
-        assert background_detail(run.wait_distinct(start, 3)[-1]) > BLUR_OFF_ABOVE
+        assert background_detail(run.wait_distinct(start, NEW_FRAMES)[-1]) > BLUR_OFF_ABOVE
 
         tray.blur.trigger()
         start = run.written()
         assert tray.blur.isChecked()
-        assert background_detail(run.wait_distinct(start, 3)[-1]) < BLUR_ON_BELOW
+        assert background_detail(run.wait_distinct(start, NEW_FRAMES)[-1]) < BLUR_ON_BELOW
 
         tray.preset_actions["green-screen"].trigger()
         assert run.session.live.config.preset == "green-screen" and tray.preset_actions["green-screen"].isChecked()
