@@ -1,7 +1,7 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
 The face region is cut out of the frame and shrunk by an integer factor ``s`` (at least 2) so that the face
-is ``face_px`` to twice that pixels wide: the "working resolution", where the cost per face is the same at any camera
+is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
 resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
 
@@ -145,7 +145,7 @@ class _TrackState:
 class SkinFilter:
     """Computes the correction for one face at a time; keeps per-track skin models and temporal state."""
 
-    def __init__(self, face_px: int = 112) -> None:
+    def __init__(self, face_px: int = 128) -> None:
         self.face_px = face_px
         self._tracks: dict[int, _TrackState] = {}
         self.last_mask: np.ndarray | None = None  # working-resolution skin mask of the last face (diagnostics)

@@ -66,10 +66,10 @@ def guided_filter(image: np.ndarray, radius: float, eps: float, small: np.ndarra
 
 
 def working_scale(face_width: float, face_px: int, previous: int = 0) -> int:
-    """The integer shrink factor (at least 2) that leaves the face at least ``face_px`` pixels wide (up to twice
-    that at factor 2, 1.5x at 3, ...). The track's ``previous`` factor is kept until the face is 15 % of a step
-    past a boundary: a face whose width sits at one would otherwise switch back and forth, and every switch
-    restarts the temporal state of the correction (a full-strength flicker).
+    """The integer shrink factor (at least 2) that brings the face nearest to ``face_px`` pixels wide. The
+    track's ``previous`` factor is kept until the face is 15 % of a step past the halfway point: a face whose
+    width sits there would otherwise switch back and forth (each switch moves the temporal state onto a new
+    grid, ``skin.SkinFilter``).
 
     An integer, not a power of two: a power of two shrinks a 1080p face (about 350 px) 4x to 87 px, a working
     grid of 4 frame pixels, coarser than the finer half of the blemish band (1-2 % of the face width); the
@@ -77,9 +77,9 @@ def working_scale(face_width: float, face_px: int, previous: int = 0) -> int:
     moving ones. 3x gives 117 px. INTER_AREA has an integer fast path for any factor.
     """
     ideal = max(face_width, 1.0) / face_px
-    if previous >= 2 and previous - _SCALE_HYSTERESIS < ideal < previous + 1 + _SCALE_HYSTERESIS:
+    if previous >= 2 and abs(ideal - previous) < 0.5 + _SCALE_HYSTERESIS:
         return previous
-    return max(2, int(ideal))
+    return max(2, round(ideal))
 
 
 _SCALE_HYSTERESIS = 0.15  # in steps of the factor

@@ -444,7 +444,7 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
           + ", ".join(f"{k} {v:.2f} ms" for k, v in det.items()))
     print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs when measured):")
-    for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
+    for path in (DEMO, DATA / "videos" / "face-s32.mp4", DATA / "videos" / "webcam-desk-1080p-a.mp4"):
         c = measure_cost(model, settings, path, 150)
         per_face = (c["ms_frame"] - c["ms_copy"]) / max(c["faces_per_frame"], 1e-9)
         print(f"  {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} ms/frame (median pass "
