@@ -247,7 +247,7 @@ class Score:
 
     def row(self) -> str:
         fine, mid = self.pool.row()
-        shimmer = self.shimmer[0] / self.shimmer[1] if self.shimmer[1] > 0 else float("nan")
+        shimmer = f"{self.shimmer[0] / self.shimmer[1]:.3f}" if self.shimmer[1] > 0 else ""
         still = f"{self.still[0] / self.still[1]:.0%}" if self.still[1] else ""
         outside = self.outside[0] / max(self.outside[1], 1)
         ms = 1000 * self.cpu[0] / max(self.cpu[1], 1)
@@ -255,7 +255,7 @@ class Score:
         plain = self.pool.mid_plain[1] / max(self.pool.mid_plain[0], 1e-9)
         colour = self.pool.mid_colour[1] / max(self.pool.mid_colour[0], 1e-9)
         return (f"| {self.name} | {mark} | {self.pool.faces} | {fine:.1%} | {mid:.1%} | {colour:.1%} | {plain:.1%} | "
-                f"{shimmer:.3f} | {still} | {outside:.4%} | {ms:.2f} |")
+                f"{shimmer} | {still} | {outside:.4%} | {ms:.2f} |")
 
 
 def _timed(stage: BeautyStage, frame: np.ndarray, score: Score) -> np.ndarray:
