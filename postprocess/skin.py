@@ -89,8 +89,6 @@ class FaceRegion:
         self.face_w = bw / s
 
 
-
-
 _SHAPE_POWER = 4.0  # superellipse exponent of the face shape: 2 = ellipse, larger = closer to the box
 _SHAPE_SIZE = (0.45, 0.49)  # its semi-axes as shares of the box width and height
 _SHAPE_CENTRE_Y = 0.51  # its centre, as a share of the box height from the box top (rim: 2 % to 100 %)

@@ -74,7 +74,8 @@ def working_scale(face_width: float, face_px: int, previous: int = 0) -> int:
     An integer, not a power of two: a power of two shrinks a 1080p face (about 350 px) 4x to 87 px, a working
     grid of 4 frame pixels, coarser than the finer half of the blemish band (1-2 % of the face width); the
     temporal gate, which works per working pixel, then also updates still pixels up to 6 frame pixels from
-    moving ones. 3x gives 117 px. INTER_AREA has an integer fast path for any factor.
+    moving ones. 3x gives 117 px. (INTER_AREA's shrink of a 360x528 region: 0.04 ms at 2x, 0.21 ms at 3x,
+    0.16 ms at 4x.)
     """
     ideal = max(face_width, 1.0) / face_px
     if previous >= 2 and abs(ideal - previous) < 0.5 + _SCALE_HYSTERESIS:
