@@ -62,7 +62,7 @@ def default_model_path() -> Path:
 class BeautyStage:
     """Skin smoothing of up to ``max_faces`` tracked faces; one thread, preallocated full-frame output."""
 
-    face_px = 112  # face width at the working resolution (within a factor sqrt(2))
+    face_px = 128  # face width at the working resolution (nearest integer shrink factor >= 2: skin_ops)
 
     def __init__(self, settings: BeautySettings | None = None, model_path: str | Path | None = None) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
@@ -121,7 +121,7 @@ class BeautyStage:
             out = self._out
             np.copyto(out, frame)
         for face in faces:
-            region = FaceRegion(face, frame.shape, self.face_px)
+            region = FaceRegion(face, frame.shape, self.face_px, self._filter.scale_of(face.track_id))
             if region.empty:
                 continue
             x0, y0, x1, y1 = region.rect

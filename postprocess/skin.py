@@ -1,6 +1,6 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
-The face region is cut out of the frame and shrunk by a power of two ``s`` (at least 2) so that the face
+The face region is cut out of the frame and shrunk by an integer factor ``s`` (at least 2) so that the face
 is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
 resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 
 from .faces import Face
-from .skin_ops import blend, change_weight, clip01, guided_filter, overlap
+from .skin_ops import blend, change_weight, clip01, guided_filter, overlap, regrid, working_scale
+from .skin_shapes import exclusions
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,10 @@ class SkinModel:
 class FaceRegion:
     """Where a face's work happens: the full-resolution rectangle, its working scale and geometry."""
 
-    def __init__(self, face: Face, frame_shape: tuple[int, ...], face_px: int) -> None:
+    def __init__(self, face: Face, frame_shape: tuple[int, ...], face_px: int, previous_scale: int = 0) -> None:
         h, w = frame_shape[:2]
         bx, by, bw, bh = (float(v) for v in face.box)
-        # A power of two: INTER_AREA then takes its fast integer path (other factors cost several times more).
-        self.scale = s = int(2 ** max(1, round(np.log2(max(bw, 1.0) / face_px))))
+        self.scale = s = working_scale(bw, face_px, previous_scale)
         cx = bx + bw / 2
         # The face shape: a rounded box (superellipse) inscribed in the detector's face box, so that nothing
         # outside the face box is changed; centre x, centre y, semi-axes, in frame pixels. Inset a little at the
@@ -123,37 +123,7 @@ _TEXTURE_MIN_SIGMA = 0.5  # ... and at least this many working pixels (the small
 # luma its correction was made for, and takes the new one fully from _MOVING_LEVELS.
 _STILL_LEVELS, _MOVING_LEVELS = 1.5, 5.0
 _HAIR_RADIUS = 1.0  # hair is looked for (by its strands' texture) only beyond this normalised radius
-_EXCLUSION_SCALE = 0.7  # size of the eye, brow, lip and nostril exclusions relative to the landmark geometry
-_NOSTRIL_SCALE = 8 / 7  # the nostrils keep a wider margin (shallow nostrils would otherwise be lightened)
 _EXCLUSION_FEATHER = 0.0125  # their feathering (Gaussian sigma), as a share of the face width
-
-
-def _exclusions(landmarks: np.ndarray, canvas: np.ndarray) -> None:
-    """Eyes with brows, lips and nostrils from the five landmarks, as 255 on a uint8 canvas (not feathered)."""
-    re, le, nose, rm, lm = landmarks
-    ed = float(np.hypot(*(le - re)))
-    angle = float(np.degrees(np.arctan2(le[1] - re[1], le[0] - re[0])))
-    up = np.array([np.sin(np.radians(angle)), -np.cos(np.radians(angle))], np.float32)  # towards the forehead
-    canvas[:] = 0
-    if ed < 2:
-        return
-
-    def ellipse(centre: np.ndarray, ax: float, ay: float) -> None:
-        c = (round(centre[0] * 16), round(centre[1] * 16))
-        ax, ay = ax * _EXCLUSION_SCALE, ay * _EXCLUSION_SCALE
-        cv2.ellipse(canvas, c, (int(ax * 16), int(ay * 16)), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
-
-    across = (le - re) / ed  # from the subject's right eye to the left one
-    for eye, out in ((re, -across), (le, across)):
-        ellipse(eye + up * 0.02 * ed, 0.38 * ed, 0.30 * ed)  # eye and lashes
-        ellipse(eye + up * 0.40 * ed + out * 0.06 * ed, 0.50 * ed, 0.22 * ed)  # brow
-    mouth = (rm + lm) / 2 - up * 0.03 * ed
-    ellipse(mouth, 0.5 * float(np.hypot(*(lm - rm))) + 0.14 * ed, 0.26 * ed)
-    n = _NOSTRIL_SCALE  # nostrils, below the nose-tip landmark ...
-    ellipse(nose - up * 0.18 * ed, 0.38 * n * ed, 0.24 * n * ed)
-    eyes = (re + le) / 2
-    ellipse(eyes + 0.6 * ((rm + lm) / 2 - eyes), 0.34 * n * ed, 0.18 * n * ed)  # ... and where faces have them (the
-    # nose landmark drifts towards the lip on raised or turned heads)
 
 
 @dataclass
@@ -173,13 +143,18 @@ class _TrackState:
 class SkinFilter:
     """Computes the correction for one face at a time; keeps per-track skin models and temporal state."""
 
-    def __init__(self, face_px: int = 112) -> None:
+    def __init__(self, face_px: int = 128) -> None:
         self.face_px = face_px
         self._tracks: dict[int, _TrackState] = {}
         self.last_mask: np.ndarray | None = None  # working-resolution skin mask of the last face (diagnostics)
 
     def reset(self) -> None:
         self._tracks.clear()
+
+    def scale_of(self, track_id: int) -> int:
+        """The working scale the track used in its last frame (0: none yet)."""
+        state = self._tracks.get(track_id)
+        return state.scale if state is not None else 0
 
     def forget_except(self, track_ids: set[int]) -> None:
         for k in list(self._tracks):
@@ -258,7 +233,7 @@ class SkinFilter:
         weight = np.empty(shape, np.float32)
         radius = _region_weight(region, weight, 2 * region.scale)
         canvas = np.empty(shape, np.uint8)
-        _exclusions(region.landmarks * 0.5, canvas)
+        exclusions(region.landmarks * 0.5, canvas)
         keep = cv2.GaussianBlur(canvas, (0, 0), max(0.5, _EXCLUSION_FEATHER * region.face_w)).astype(np.float32)
         keep *= -1.0 / 255.0
         keep += 1.0
@@ -290,6 +265,8 @@ class SkinFilter:
         self.last_mask = m
         y = cv2.cvtColor(work8, cv2.COLOR_BGR2GRAY).astype(np.float32)
         corr = _luma_correction(region, y, y_half, m, p)
+        if state.scale not in (0, region.scale) and state.rect is not None:
+            _carry_over(state, region)
         alpha_map = self._keep_still(state, region, y, corr)
         tone = self._tone(state, region, half8, m_half, p, reuse, alpha_map)
         state.rect, state.scale = region.rect, region.scale
@@ -357,6 +334,21 @@ class SkinFilter:
                     blend(tone[cur], state.tone[prev], a if np.isscalar(a) else a[cur])
         state.tone = tone
         return tone
+
+
+def _carry_over(state: _TrackState, region: FaceRegion) -> None:
+    """The working scale changed (the face's size crossed a step): the reference luma, the correction and the
+    tone move onto the new grid, so the still parts of the face keep their correction instead of all of it
+    being made afresh (a full-strength flicker in that frame)."""
+    assert state.rect is not None
+    (ox, oy), so, (nx, ny), sn = state.rect[:2], state.scale, region.rect[:2], region.scale
+    size = region.work_size
+    if state.luma is not None and state.corr is not None:
+        state.luma = regrid(state.luma, (ox, oy, so), (nx, ny, sn), size, -1e4)  # beyond: "changed", updated
+        state.corr = regrid(state.corr, (ox, oy, so), (nx, ny, sn), size, 0.0)
+    if state.tone is not None:
+        state.tone = regrid(state.tone, (ox, oy, 2 * so), (nx, ny, 2 * sn), (size[0] // 2, size[1] // 2), 0.0)
+    state.rect, state.scale = region.rect, region.scale
 
 
 def _luma_correction(region: FaceRegion, y: np.ndarray, y_half: np.ndarray, m: np.ndarray, p: SkinParams

@@ -304,3 +304,88 @@ def test_skin_colour_region_drops_large_non_skin_areas_and_keeps_blemishes() -> 
     assert not colour[155:185, 50:150].any()
     assert colour[60:64, 60:64].all()
     assert colour[20:140, 20:180].mean() > 0.99
+
+
+# -- guards: large faces (1080p) and a face whose size crosses a working-scale step ---------------------------
+
+
+def test_a_1080p_face_is_worked_on_finer_than_the_blemish_band(frames: list[np.ndarray]) -> None:
+    """A 1080p webcam face (about 350 px) is shrunk 3x to about 117 px at the working resolution, not 4x to 87 px
+    (a grid of 4 frame pixels, coarser than the finer half of the blemish band); every face size is worked on at
+    80-125 % of ``face_px`` (factor 2 at least, so faces under 2.5 ``face_px`` are finer)."""
+    from vcam.postprocess.faces import Face
+    from vcam.postprocess.skin import FaceRegion
+
+    px = BeautyStage.face_px
+    for width in range(120, 1400, 7):
+        face = Face(np.array([100, 100, width, 1.3 * width], np.float32), np.zeros((5, 2), np.float32), 1.0, 0)
+        region = FaceRegion(face, (3000, 3000, 3), px)
+        assert region.scale >= 2
+        if width >= 2.5 * px:
+            assert 0.8 * px <= region.face_w <= 1.25 * px, (width, region.scale)
+    face = Face(np.array([100, 100, 350, 460], np.float32), np.zeros((5, 2), np.float32), 1.0, 0)
+    assert FaceRegion(face, (1080, 1920, 3), px).face_w > 100
+
+
+class _FixedTracker:
+    """Stands in for the face tracker: the given box (and landmarks) in each frame, in turn."""
+
+    def __init__(self, boxes: list[np.ndarray], landmarks: np.ndarray) -> None:
+        self.boxes, self.landmarks, self.i = boxes, landmarks, 0
+
+    def update(self, frame: np.ndarray) -> list:
+        from vcam.postprocess.faces import Face
+
+        box = self.boxes[min(self.i, len(self.boxes) - 1)]
+        self.i += 1
+        return [Face(box.copy(), self.landmarks.copy(), 1.0, 0)]
+
+    def reset(self) -> None:
+        self.i = 0
+
+
+def test_no_flicker_when_the_working_scale_changes(frames: list[np.ndarray]) -> None:
+    """A still 1080p face with fresh sensor noise whose tracked box grows past a working-scale step and shrinks
+    back (a face moving towards the camera and away changes its box, not only its pixels): the still skin keeps
+    its correction through both switches and nothing outside the box changes. Were the temporal state made afresh
+    at a switch, the correction would flicker at full strength."""
+    from tools.evaluation.beauty import still_skin
+
+    base = cv2.resize(frames[5], (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(7)
+    noisy = [np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).astype(np.uint8) for _ in range(36)]
+    det = max(Detector(yunet_path())(base), key=lambda d: d[2])
+    centre = det[:2] + det[2:4] / 2
+
+    def box(scale: float) -> np.ndarray:
+        size = det[2:4] * scale
+        return np.concatenate([centre - size / 2, size]).astype(np.float32)
+
+    # 0.9x: about 290 px, factor 2; 1.15x: about 370 px, factor 3 (and 4 for a power of two)
+    boxes = [box(0.9)] * 12 + [box(1.15)] * 12 + [box(0.9)] * 12
+    stage = BeautyStage(ON, model_path=yunet_path())
+    stage._tracker = _FixedTracker(boxes, det[4:14].reshape(5, 2).astype(np.float32))  # type: ignore[assignment]
+    scales, outs = [], []
+    for f, b in zip(noisy, boxes):
+        out = stage.process(f)
+        scales.append(stage._filter._tracks[0].scale)
+        x, y, w, h = b
+        inside = np.zeros(f.shape[:2], bool)
+        inside[int(np.floor(y)):int(np.ceil(y + h)), int(np.floor(x)):int(np.ceil(x + w))] = True
+        assert np.abs(out.astype(int) - f)[~inside].max() == 0
+        outs.append(luma(out))
+    assert scales[11] != scales[12] and scales[23] != scales[24], scales
+    region = skin_region(base.shape, det)
+    ins = [luma(f) for f in noisy]
+
+    def change(k: int) -> tuple[float, float]:  # (output, input) change on still skin from frame k to k + 1
+        still = still_skin(ins[k], ins[k + 1], region)
+        return float(np.abs(outs[k + 1] - outs[k])[still].sum()), float(np.abs(ins[k + 1] - ins[k])[still].sum())
+
+    # In the frame of a switch the correction moves onto a coarser or finer grid, which cannot hold it exactly
+    # (about 1.35x the input's change); made afresh it would be about 5x.
+    for k in (11, 23):
+        d_out, d_in = change(k)
+        assert d_out <= 1.5 * d_in, (k, d_out / d_in)
+    d_out, d_in = np.sum([change(k) for k in list(range(6, 11)) + list(range(12, 23)) + list(range(24, 30))], axis=0)
+    assert d_out <= 1.05 * d_in, d_out / d_in

@@ -234,26 +234,28 @@ class Score:
     held_out: bool
     pool: Pool = field(default_factory=Pool)
     shimmer: list[float] = field(default_factory=lambda: [0.0, 0.0])  # sum |d out|, sum |d in| on still skin
+    still: list[int] = field(default_factory=lambda: [0, 0])  # still skin pixels, skin pixels (shimmer pairs)
     outside: list[int] = field(default_factory=lambda: [0, 0])  # changed > 2 levels, all outside the faces
     cpu: list[float] = field(default_factory=lambda: [0.0, 0.0])  # CPU seconds of the stage, faces treated
 
     def merge(self, other: Score) -> None:
         self.pool.merge(other.pool)
-        for a, b in ((self.shimmer, other.shimmer), (self.outside, other.outside), (self.cpu, other.cpu)):
+        for a, b in ((self.shimmer, other.shimmer), (self.still, other.still), (self.outside, other.outside),
+                     (self.cpu, other.cpu)):
             for k in range(2):
                 a[k] += b[k]
 
     def row(self) -> str:
         fine, mid = self.pool.row()
-        shimmer = self.shimmer[0] / self.shimmer[1] if self.shimmer[1] > 0 else float("nan")
+        shimmer = f"{self.shimmer[0] / self.shimmer[1]:.3f}" if self.shimmer[1] > 0 else ""
+        still = f"{self.still[0] / self.still[1]:.0%}" if self.still[1] else ""
         outside = self.outside[0] / max(self.outside[1], 1)
         ms = 1000 * self.cpu[0] / max(self.cpu[1], 1)
         mark = "held-out" if self.held_out else "tuning"
         plain = self.pool.mid_plain[1] / max(self.pool.mid_plain[0], 1e-9)
         colour = self.pool.mid_colour[1] / max(self.pool.mid_colour[0], 1e-9)
         return (f"| {self.name} | {mark} | {self.pool.faces} | {fine:.1%} | {mid:.1%} | {colour:.1%} | {plain:.1%} | "
-                f"{shimmer:.3f} | "
-                f"{outside:.4%} | {ms:.2f} |")
+                f"{shimmer} | {still} | {outside:.4%} | {ms:.2f} |")
 
 
 def _timed(stage: BeautyStage, frame: np.ndarray, score: Score) -> np.ndarray:
@@ -290,6 +292,8 @@ def measure_pair(stage: BeautyStage, det: Detector, warm: list[np.ndarray], pair
         still = still_skin(y_in[0], y_in[1], region)
         score.shimmer[0] += float(np.abs(y_out[1] - y_out[0])[still].sum())
         score.shimmer[1] += float(np.abs(y_in[1] - y_in[0])[still].sum())
+        score.still[0] += int(still.sum())
+        score.still[1] += int(region.sum())
 
 
 def measure_clip(stage: BeautyStage, det: Detector, path: Path, max_frames: int, every: int, warmup: int,
@@ -440,7 +444,7 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
           + ", ".join(f"{k} {v:.2f} ms" for k, v in det.items()))
     print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs when measured):")
-    for path in (DEMO, DATA / "videos" / "face-s32.mp4"):
+    for path in (DEMO, DATA / "videos" / "face-s32.mp4", DATA / "videos" / "webcam-desk-1080p-a.mp4"):
         c = measure_cost(model, settings, path, 150)
         per_face = (c["ms_frame"] - c["ms_copy"]) / max(c["faces_per_frame"], 1e-9)
         print(f"  {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} ms/frame (median pass "
@@ -462,6 +466,56 @@ def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, p
             total.merge(measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, False))
         fine, mid = total.pool.row()
         print(f"| {strength:g} | {10 * np.log10(mid):+.2f} | {fine:.1%} |", flush=True)
+
+
+SHIFTS = (1, 3, 8)  # frame pixels, for --translation-check
+
+
+def translation_ratios(stage: BeautyStage, det: Detector, frame: np.ndarray, warmup: int
+                       ) -> list[tuple[float, float, float]] | None:
+    """For a noise-free pure translation of ``frame`` by each of ``SHIFTS`` pixels: (still share of the skin,
+    shimmer ratio of an ideal smoothing, shimmer ratio of the stage), with the main table's still-skin test.
+
+    The ideal smoothing removes the blemish band of each frame fully (``y - mid_band(y)``): it follows the face
+    exactly and has no noise to flicker with, so whatever it scores is what a moving face alone adds to the
+    figure. The stage is warmed up on the still frame, then fed the frame and its shifted copy."""
+    found = [d for d in det(frame) if d[2] >= 48]
+    if not found:
+        return None
+    ref = max(found, key=lambda d: d[2])
+    rows = []
+    for v in SHIFTS:
+        moved = np.ascontiguousarray(np.roll(frame, v, axis=1))
+        region = skin_region(frame.shape, ref) & np.roll(skin_region(frame.shape, ref), v, axis=1)
+        stage.reset()
+        for _ in range(warmup):
+            stage.process(frame)
+        outs = [luma(stage.process(f).copy()) for f in (frame, moved)]
+        y_in = [luma(frame), luma(moved)]
+        ideal = [y - mid_band(y, ref[2]) for y in y_in]
+        still = still_skin(y_in[0], y_in[1], region)
+        d_in = max(float(np.abs(y_in[1] - y_in[0])[still].sum()), 1e-9)
+        rows.append((float(still.sum() / max(region.sum(), 1)),
+                     float(np.abs(ideal[1] - ideal[0])[still].sum()) / d_in,
+                     float(np.abs(outs[1] - outs[0])[still].sum()) / d_in))
+    return rows
+
+
+def print_translation_check(det: Detector, model: Path, args: argparse.Namespace, paths: list[Path]) -> None:
+    """What the shimmer figure gives on a moving face that has no flicker at all (see ``translation_ratios``)."""
+    print("pure translation (noise-free) of one frame per clip: still share of the skin / shimmer ratio of an "
+          "ideal smoothing / of the stage")
+    print("| clip | set | " + " | ".join(f"shift {v} px" for v in SHIFTS) + " |")
+    print("|---|---|" + "---|" * len(SHIFTS))
+    stage = BeautyStage(settings_for(args.preset, args.strength), model_path=model)
+    for path in paths:
+        frames = read_clip(path, args.warmup + 1)
+        rows = translation_ratios(stage, det, frames[args.warmup], args.warmup)
+        if rows is None:
+            continue
+        mark = "held-out" if is_held_out_clip(path) else "tuning"
+        cells = " | ".join(f"{a:.0%} / {b:.3f} / {c:.3f}" for a, b, c in rows)
+        print(f"| {path.stem} | {mark} | {cells} |", flush=True)
 
 
 MASK_BINS = (0.0, 0.1, 0.5, 0.9, 1.01)
@@ -528,6 +582,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="print the blemish band (dB) and fine texture kept at these strengths, pooled over the clips")
     ap.add_argument("--coverage", action="store_true",
                     help="print where the blemish band left sits, by the stage's skin-mask weight, per clip")
+    ap.add_argument("--translation-check", action="store_true",
+                    help="print the shimmer figure of an ideal smoothing and of the stage on a pure translation")
+    ap.add_argument("--split", choices=["all", "tuning", "held-out"], default="all", help="which clips")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
     args = ap.parse_args(argv)
@@ -543,25 +600,27 @@ def main(argv: list[str] | None = None) -> None:
         return
     stage, det = BeautyStage(settings, model_path=model), Detector(model)
     tuning, held_out = beauty_clips(DATA)
+    chosen = [p for p in {"all": tuning + held_out, "tuning": tuning, "held-out": held_out}[args.split]
+              if not args.only or any(k in p.name for k in args.only)]
     if args.coverage:
-        print_coverage(det, model, args, [p for p in tuning + held_out if not args.only
-                                          or any(k in p.name for k in args.only)])
+        print_coverage(det, model, args, chosen)
         return
     if args.strengths:
-        chosen = [p for p in tuning + held_out if not args.only or any(k in p.name for k in args.only)]
         print_strength_scale(det, model, args, chosen)
+        return
+    if args.translation_check:
+        print_translation_check(det, model, args, chosen)
         return
     print(f"beauty stage, preset={args.preset} strength={args.strength}; steady state: {args.warmup} frames of "
           f"warm-up from a reset stage before each measured pair, a pair every {args.every} frames of the first "
           f"{args.clip_frames}")
     print("| source | set | faces | fine kept | blemish band kept (skin) | blemish band kept (skin colour) | "
-          "plain band-pass kept | shimmer on still skin (out/in) | outside faces changed > 2 | ms per face |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "plain band-pass kept | shimmer on still skin (out/in) | still share of the skin | "
+          "outside faces changed > 2 | ms per face |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     totals = {False: Score("all tuning clips", False), True: Score("all held-out clips", True)}
     worst = {False: [0.0, 0.0], True: [0.0, 0.0]}  # blemish band kept: landmark skin region, skin-colour region
-    for path in tuning + held_out:
-        if args.only and not any(k in path.name for k in args.only):
-            continue
+    for path in chosen:
         score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, is_held_out_clip(path))
         print(score.row(), flush=True)
         totals[score.held_out].merge(score)
@@ -573,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
         print(total.row() + f" worst clip: blemish band kept {worst[flag][0]:.1%} (skin), "
               f"{worst[flag][1]:.1%} (skin colour)")
     if not args.no_photos:
-        for flag in (False, True):
+        for flag in [f for f in (False, True) if args.split == "all" or f == (args.split == "held-out")]:
             print(measure_photos(stage, det, args.images, args.min_face, args.warmup, flag).row())
     print("| (all measured faces) bit-identical outside the stage's own regions: max abs diff "
           f"{max(t.pool.outside_max for t in totals.values())} |")
