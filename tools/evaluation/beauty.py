@@ -419,14 +419,16 @@ def make_grid(model_path: Path, out_path: Path) -> None:
 
 
 def measure_detector(model: Path, passes: int = 5) -> dict[str, float]:
-    """CPU ms of one YuNet detection (one thread, best of ``passes``) at the tracker's two input sizes."""
+    """CPU ms of one YuNet detection as the tracker runs it (ONNX Runtime, one thread, best of ``passes``) at the
+    tracker's two input sizes."""
     from vcam.postprocess.faces import _shrink
+    from vcam.postprocess.yunet import YuNet
 
     frame = read_clip(DEMO, 1)[0]
     out = {}
     for name, size, image in (("crop 96x96", (96, 96), _shrink(frame[0:480, 560:1040], (96, 96))),
                               ("full frame 320x180", (320, 180), _shrink(frame, (320, 180)))):
-        net = cv2.FaceDetectorYN.create(str(model), "", size, 0.6)
+        net = YuNet(model, size, 0.6)
         net.detect(image)
         best = float("inf")
         for _ in range(passes):
