@@ -82,3 +82,14 @@ def test_the_candidate_trains_from_its_own_weights_and_exports_into_its_graph(tm
     with torch.no_grad():
         assert np.abs(_run(onnx.load(str(out)), x) - trained(torch.from_numpy(x)).numpy()).max() < 1e-4
     assert np.abs(_run(onnx.load(str(out)), x) - _run(onnx.load(str(graph)), x)).max() > 1e-6
+
+
+def test_the_residual_sum_moves_inside_the_relu() -> None:
+    full, gate = onnx.load(str(lite_graph.FULL)), np.full(16, 0.5, np.float32)
+    plain = lite_graph.build(full, H, W, no_se=True, fuse=True, gate=gate)
+    summed = lite_graph.build(full, H, W, no_se=True, fuse=True, gate=gate, dw_sum=True)
+    ops = [n.op_type for n in summed.graph.node]
+    assert ops[-4:] == ["Add", "Relu", "ConvTranspose", "Sigmoid"]  # relu(dw(x) + x), then the output
+    x = _frame()
+    a, b = _run(plain, x), _run(summed, x)
+    assert a.shape == b.shape and 1e-6 < np.abs(a - b).max() < 0.5  # not exact, but close to the original

@@ -187,6 +187,23 @@ def fuse_last_add(model: onnx.ModelProto) -> None:
     _set_nodes(model, nodes)
 
 
+def sum_before_relu(model: onnx.ModelProto) -> None:
+    """The last stage's residual ``x + relu(dw(x))`` -> ``relu(dw(x) + x)`` (not exact; ``x`` >= 0 as a ReLU's
+    output, so they differ only where ``dw(x)`` < 0): ONNX Runtime then runs the sum and the ReLU inside the
+    depthwise conv instead of as a separate pass over the feature map."""
+    nodes = []
+    for node in model.graph.node:
+        if node.name == "re_lu_21":
+            continue
+        if node.name == DW_ADD:
+            out = node.output[0]
+            nodes.append(onnx.helper.make_node("Add", [LAST_DW, node.input[0]], [f"{out}_pre"], name=DW_ADD))
+            nodes.append(onnx.helper.make_node("Relu", [f"{out}_pre"], [out], name=f"{DW_ADD}_relu"))
+            continue
+        nodes.append(node)
+    _set_nodes(model, nodes)
+
+
 def _replace(model: onnx.ModelProto, new: dict[str, np.ndarray]) -> None:
     for tensor in model.graph.initializer:
         if tensor.name in new:
@@ -208,7 +225,8 @@ def _set_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
 
 
 def build(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: int = 16, no_se: bool = False,
-          no_dw: bool = False, fuse: bool = False, gate: np.ndarray | None = None) -> onnx.ModelProto:
+          no_dw: bool = False, fuse: bool = False, gate: np.ndarray | None = None, dw_sum: bool = False
+          ) -> onnx.ModelProto:
     """A candidate: ``slim_graph`` plus the optional structural cuts of the last stage (``fuse`` needs
     ``no_se``; ``gate``: the squeeze-excitation's stand-in, default its mean over ``training_frames``)."""
     model = slim_graph(src, height, width, stem, last)
@@ -218,7 +236,9 @@ def build(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: i
             fuse_last_add(model)
     if no_dw:
         drop_last_dw(model)
-    tags = [f"stem {stem} ch, last stage {last} ch"] + ["no SE"] * no_se + ["no depthwise residual"] * no_dw
+    elif dw_sum:
+        sum_before_relu(model)
+    tags = [f"stem {stem} ch, last stage {last} ch"] + ["no SE"] * no_se + ["no depthwise residual"] * no_dw + ["sum before ReLU"] * (dw_sum and not no_dw)
     model.doc_string = f"vcam lite candidate: full graph at {height}x{width}, pooled encoder, " + ", ".join(tags)
     onnx.checker.check_model(model)
     return model
@@ -232,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-se", action="store_true", help="fold the last stage's squeeze-excitation to its mean")
     p.add_argument("--no-dw", action="store_true", help="drop the last stage's depthwise residual")
     p.add_argument("--fuse", action="store_true", help="with --no-se: fold the stride-2 sum into the 1x1 conv")
+    p.add_argument("--dw-sum", action="store_true", help="the last stage's residual as relu(dw(x) + x)")
     p.add_argument("--out", type=Path, help="write this candidate")
     p.add_argument("--time", action="store_true", help="time a grid of candidates against MediaPipe landscape")
     p.add_argument("--variants", default="192x320,192x320:se,192x320:se:dw,160x288,160x288:se,160x288:se:dw",
@@ -243,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     full = onnx.load(str(FULL))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse), str(args.out))
+        onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum),
+                  str(args.out))
         log.info("wrote %s", args.out)
     if not args.time:
         return
@@ -252,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         size, *cuts = spec.split(":")
         vh, vw = (int(v) for v in size.split("x"))
         models[spec] = build(full, vh, vw, args.stem, args.last, "se" in cuts, "dw" in cuts,
-                             "fuse" in cuts).SerializeToString()
+                             "fuse" in cuts, dw_sum="dwsum" in cuts).SerializeToString()
     results = cpu_ms(models, args.rounds)
     ref = np.array(results["mediapipe-landscape"])
     for name, values in results.items():
