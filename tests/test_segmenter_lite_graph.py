@@ -93,3 +93,23 @@ def test_the_residual_sum_moves_inside_the_relu() -> None:
     x = _frame()
     a, b = _run(plain, x), _run(summed, x)
     assert a.shape == b.shape and 1e-6 < np.abs(a - b).max() < 0.5  # not exact, but close to the original
+
+
+def test_a_graph_model_card_names_its_graph_checkpoint_and_own_ledger_rows(tmp_path: Path) -> None:
+    import json
+
+    from models.segmenter import ship_mp
+
+    ledger = tmp_path / "ledger.jsonl"
+    rows = [{"model": "mediapipe-landscape", "segment": 1, "input_size": [96, 160]},
+            {"model": "lite: vcam lite candidate", "segment": 1, "steps": 5, "input_size": [96, 160]},
+            {"model": "other: vcam lite candidate", "segment": 1, "steps": 7, "input_size": [96, 160]}]
+    ledger.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [r["steps"] for r in ship_mp.ledger_rows((96, 160), ledger, ckpt=Path("x/lite.ckpt"))] == [5]
+    graph = tmp_path / "lite.onnx"
+    onnx.save(lite_graph.build(onnx.load(str(lite_graph.FULL)), H, W, no_se=True, gate=np.full(16, 0.5, np.float32)),
+              str(graph))
+    card = {"input_size": [H, W], "training": {"data": ship_mp.TRAIN_DATA}}
+    ship_mp._graph_card(card, graph, graph, Path("checkpoints/lite.ckpt"))
+    assert "pooled encoder" in card["source"] and card["training"]["checkpoint"] == "lite.ckpt"
+    assert f"--graph {graph}" in card["training"]["command"] and card["training"]["data"][0].startswith("start: vcam")

@@ -11,6 +11,11 @@ written every ``--ckpt-minutes``). At the end of a segment the EMA weights are s
 (``tools.evaluation.webcam_val``, never trained on), written to the repository checkpoint, and one row (steps,
 minutes, learning rate, validation scores) is appended to ``checkpoints/ledger.jsonl``.
 
+``--graph G.onnx --ckpt C.ckpt`` trains another graph of the ops ``OnnxNet`` interprets (a
+``lite_graph`` candidate) from its own weights, with its own checkpoint and ledger rows (model ``C: <graph doc>``).
+``--distill M.onnx`` adds ``--distill-weight`` x the same loss against that model's probability on the same
+(degraded) batch, run at its own input size and resized to the target.
+
 Data: ``webcam_data.WebcamSampler`` (training clips with teacher-ensemble labels, video-call composites with
 IS-Net-sharpened human masks, street photos). Loss: BCE with logits (weight 3 in the target's edge band) + 0.5 x
 soft IoU. AdamW, EMA 0.999, batch 16, channels_last, one thread.
