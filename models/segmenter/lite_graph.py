@@ -4,7 +4,8 @@
     python -m models.segmenter.lite_graph --size 192x320 --no-se --no-dw --fuse --out runs/lite_192x320.onnx
 
 Boundary F comes from output resolution, and at one thread the cost of a high-resolution output sits at stride 2
-(README.md). ``build`` takes the `full` ONNX graph (``vcam_seg_full.onnx``, its trained weights as the start) and:
+(README.md). ``build`` takes the `full` ONNX graph (``vcam_seg_full.onnx``, or ``--src``: its weights are the
+start) and:
 
 - puts a 2x2 average pool after the stem (``probe_lite_graph.pooled_stem_graph``): the encoder and the other
   decoder stages run at half the resolution, the stem's features and the last decoder stage stay at stride 2,
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-se", action="store_true", help="fold the last stage's squeeze-excitation to its mean")
     p.add_argument("--no-dw", action="store_true", help="drop the last stage's depthwise residual")
     p.add_argument("--fuse", action="store_true", help="with --no-se: fold the stride-2 sum into the 1x1 conv")
+    p.add_argument("--src", type=Path, default=FULL, help="the MediaPipe-graph ONNX whose weights start the "
+                   "candidate (default vcam_seg_full.onnx; e.g. an export_mp export of the 112x208 fine-tune)")
     p.add_argument("--dw-sum", action="store_true", help="the last stage's residual as relu(dw(x) + x)")
     p.add_argument("--out", type=Path, help="write this candidate")
     p.add_argument("--time", action="store_true", help="time a grid of candidates against MediaPipe landscape")
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     h, w = (int(v) for v in args.size.split("x"))
-    full = onnx.load(str(FULL))
+    full = onnx.load(str(args.src))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum),
