@@ -1,7 +1,7 @@
-"""The `lite` candidate graph: `full`'s graph at 192x320 with a pooled encoder and a cheaper last stage.
+"""Cheaper `lite` candidate graphs: `full`'s graph with a pooled encoder and a cheaper last stage.
 
     python -m models.segmenter.lite_graph --time                  # time candidates (untrained) vs MediaPipe
-    python -m models.segmenter.lite_graph --size 192x320 --no-se --no-dw --fuse --out runs/lite_192x320.onnx
+    python -m models.segmenter.lite_graph --size 192x288 --no-se --fuse --dw-sum --out runs/lite_192x288.onnx
 
 Boundary F comes from output resolution, and at one thread the cost of a high-resolution output sits at stride 2
 (README.md). ``build`` takes the `full` ONNX graph (``vcam_seg_full.onnx``, or ``--src``: its weights are the
