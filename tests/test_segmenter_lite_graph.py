@@ -113,3 +113,21 @@ def test_a_graph_model_card_names_its_graph_checkpoint_and_own_ledger_rows(tmp_p
     ship_mp._graph_card(card, graph, graph, Path("checkpoints/lite.ckpt"))
     assert "pooled encoder" in card["source"] and card["training"]["checkpoint"] == "lite.ckpt"
     assert f"--graph {graph}" in card["training"]["command"] and card["training"]["data"][0].startswith("start: vcam")
+
+
+def test_distillation_fits_the_teacher_s_mask_resized_to_the_target(tmp_path: Path, demo_frames) -> None:
+    import cv2
+
+    from models.segmenter.ensemble import LANDSCAPE
+    from tests.test_segmenter_webcam import _fake_sampler
+
+    teacher = finetune.Teacher(LANDSCAPE)
+    small = [cv2.resize(f, (160, 96), interpolation=cv2.INTER_AREA) for f in demo_frames[:2]]
+    x, _ = finetune.to_batch([(f, np.zeros((96, 160), np.float32)) for f in small])
+    soft = teacher(x, (192, 320))
+    assert soft.shape == (2, 1, 192, 320) and 0 <= float(soft.min()) and float(soft.max()) <= 1
+    assert float(soft.max()) > 0.9 and float(soft.min()) < 0.1  # the demo's person: a real mask, not a constant
+    argv = ["--max-steps", "2", "--batch", "2", "--work", str(tmp_path / "work"), "--ckpt", str(tmp_path / "c.ckpt"),
+            "--ledger", str(tmp_path / "ledger.jsonl"), "--distill", str(LANDSCAPE), "--distill-weight", "0.3"]
+    row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {})
+    assert row["distill"] == str(LANDSCAPE) and row["distill_weight"] == 0.3
