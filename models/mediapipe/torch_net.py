@@ -42,10 +42,11 @@ def _torch_pad(pads: list[int]) -> tuple[int, int, int, int]:
 
 
 class OnnxNet(nn.Module):
-    """An ONNX graph of Conv/ConvTranspose/Relu/HardSwish/Sigmoid/Add/Mul/GlobalAveragePool/Resize in torch."""
+    """An ONNX graph of Conv/ConvTranspose/Relu/HardSwish/Sigmoid/Add/Mul/GlobalAveragePool/AveragePool/Resize
+    in torch (AveragePool: no padding, as ``models.segmenter.lite_graph`` writes it)."""
 
     SUPPORTED = {"Conv", "ConvTranspose", "Relu", "HardSwish", "Sigmoid", "Add", "Mul", "GlobalAveragePool",
-                 "Resize"}
+                 "AveragePool", "Resize"}
 
     def __init__(self, nodes: list[Node], params: dict[str, np.ndarray], consts: dict[str, np.ndarray],
                  input_name: str, output_name: str) -> None:
@@ -102,6 +103,11 @@ class OnnxNet(nn.Module):
             return a * env[node.inputs[1]]
         if node.op == "GlobalAveragePool":
             return a.mean(dim=(2, 3), keepdim=True)
+        if node.op == "AveragePool":
+            if any(node.attrs.get("pads", [0, 0, 0, 0])) or node.attrs.get("ceil_mode", 0):
+                raise NotImplementedError("AveragePool with pads / ceil_mode")
+            return F.avg_pool2d(a, tuple(node.attrs["kernel_shape"]),
+                                tuple(node.attrs.get("strides", node.attrs["kernel_shape"])))
         # Resize (checked in __init__): half-pixel linear with constant scales
         if node.attrs.get("mode", b"") != b"linear" or node.attrs.get("coordinate_transformation_mode") != b"half_pixel":
             raise NotImplementedError(f"Resize {node.attrs}")

@@ -6,10 +6,14 @@
 
     python -m models.segmenter.export_mp --refine-head --out runs/vcam_seg_webcam_refine.onnx
 
+    python -m models.segmenter.export_mp --graph runs/lite_192x320.onnx \
+        --ckpt models/segmenter/checkpoints/webcam_lite_192x320.ckpt --out runs/lite_192x320_s1.onnx
+
 The fine-tune keeps MediaPipe's graph op for op, so export writes the trained weights into a copy of
 ``models/mediapipe/selfie_segmentation_landscape.onnx`` (same nodes, same latency at the same size): input ``image``
 float32 [1,3,H,W] RGB 0..1, output ``mask`` [1,1,H,W] person probability (sigmoid inside the graph), H x W the
 size it was fine-tuned at (144x256 unless ``--input-size``).
+With ``--graph`` (a ``lite_graph`` candidate) the trained weights go into a copy of that graph instead.
 With ``--refine-head`` (``refine_head.RefinedNet``) the graph is traced by ``torch.onnx.export`` instead: input
 ``image`` [1,3,288,512], output ``mask`` [1,1,288,512].
 """
@@ -53,7 +57,8 @@ def write_onnx(net: OnnxNet, out: Path, src: Path = LANDSCAPE) -> Path:
             replaced += 1
     if replaced != len(weights):
         raise ValueError(f"replaced {replaced} of {len(weights)} weights")
-    model.doc_string = "vcam webcam-domain fine-tune of MediaPipe selfie segmentation (landscape)"
+    model.doc_string = ("vcam webcam-domain fine-tune of MediaPipe selfie segmentation (landscape)" if src == LANDSCAPE
+                        else f"vcam webcam-domain fine-tune; graph: {model.doc_string}")
     commute_resize_conv(model)  # no-op when src is already rewritten (models.mediapipe.build does it)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,16 +98,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--input-size", default=None, metavar="HxW", help="the fine-tune at this input size "
                    f"(default {INPUT_SIZE[0]}x{INPUT_SIZE[1]}; checkpoint webcam_mp_HxW.ckpt)")
     p.add_argument("--ckpt", type=Path, default=None, help="default: the committed checkpoint of that model")
+    p.add_argument("--graph", type=Path, default=None, help="a lite_graph candidate (then --ckpt is required)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
+    if args.graph is not None:
+        if args.ckpt is None:
+            p.error("--graph needs --ckpt")
+        dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
+        hw = (dims[2].dim_value, dims[3].dim_value)
+    else:
+        hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
     args.ckpt = args.ckpt or (REFINE_CKPT if args.refine_head else ckpt_for_size(hw))
     if not args.ckpt.exists():
         raise SystemExit(f"no checkpoint at {args.ckpt}: run `python -m models.segmenter.finetune` first")
     torch.set_num_threads(1)
-    net, meta = load_start(args.ckpt, args.refine_head, hw)
-    out = export_refined(net, args.out) if args.refine_head else write_onnx(net, args.out)
+    net, meta = load_start(args.ckpt, args.refine_head, hw, args.graph)
+    if args.refine_head:
+        out = export_refined(net, args.out)
+    else:
+        out = write_onnx(net, args.out, args.graph or LANDSCAPE)
     log.info("wrote %s (%s)", out, meta)
 
 

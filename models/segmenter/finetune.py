@@ -11,6 +11,11 @@ written every ``--ckpt-minutes``). At the end of a segment the EMA weights are s
 (``tools.evaluation.webcam_val``, never trained on), written to the repository checkpoint, and one row (steps,
 minutes, learning rate, validation scores) is appended to ``checkpoints/ledger.jsonl``.
 
+``--graph G.onnx --ckpt C.ckpt`` trains another graph of the ops ``OnnxNet`` interprets (a
+``lite_graph`` candidate) from its own weights, with its own checkpoint and ledger rows (model ``C: <graph doc>``).
+``--distill M.onnx`` adds ``--distill-weight`` x the same loss against that model's probability on the same
+(degraded) batch, run at its own input size and resized to the target.
+
 Data: ``webcam_data.WebcamSampler`` (training clips with teacher-ensemble labels, video-call composites with
 IS-Net-sharpened human masks, street photos). Loss: BCE with logits (weight 3 in the target's edge band) + 0.5 x
 soft IoU. AdamW, EMA 0.999, batch 16, channels_last, one thread.
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import torch
 import torch.nn.functional as F
 
@@ -79,6 +85,26 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, d
     return bce + 0.5 * soft_iou, {"bce": float(bce.detach()), "soft_iou": float(soft_iou.detach())}
 
 
+class Teacher:
+    """A segmenter ONNX run on the (already degraded) training batch for distillation: the batch resized to its
+    input size, its probability resized to the target's size (bilinear, as the product resizes masks)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.hw = tuple(self.session.get_inputs()[0].shape[2:])
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        small = F.interpolate(x.float().contiguous(), size=self.hw, mode="bilinear", align_corners=False)
+        probs = [self.session.run(["mask"], {"image": small[i:i + 1].numpy()})[0] for i in range(len(small))]
+        return F.interpolate(torch.from_numpy(np.concatenate(probs)), size=tuple(size), mode="bilinear",
+                             align_corners=False).clamp(0, 1)
+
+
 class Ema:
     def __init__(self, net: torch.nn.Module, decay: float = 0.999) -> None:
         self.decay = decay
@@ -98,10 +124,10 @@ def to_batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor
     return x, torch.from_numpy(y)
 
 
-def build_net(refine: bool, input_hw: tuple[int, int] = INPUT_SIZE) -> torch.nn.Module:
-    """MediaPipe landscape as a torch module; the graph is fully convolutional, so ``input_hw`` (multiples of 16)
-    only changes the size it is trained and scored at."""
-    coarse = OnnxNet.from_onnx(LANDSCAPE)
+def build_net(refine: bool, input_hw: tuple[int, int] = INPUT_SIZE, graph: Path | None = None) -> torch.nn.Module:
+    """MediaPipe landscape (or ``graph``, e.g. a ``lite_graph`` candidate) as a torch module; the graph is fully
+    convolutional, so ``input_hw`` (multiples of 16) only changes the size it is trained and scored at."""
+    coarse = OnnxNet.from_onnx(graph or LANDSCAPE)
     if refine:
         return RefinedNet(coarse, input_hw)
     coarse.input_hw = input_hw
@@ -112,17 +138,19 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_start(ckpt: Path, refine: bool = False, input_hw: tuple[int, int] = INPUT_SIZE
-               ) -> tuple[torch.nn.Module, dict]:
-    """The network with the committed weights when there are any. Else MediaPipe's own weights; a refine model's
-    first segment, and the first segment at another input size, start from the committed 144x256 fine-tune
-    (``REPO_CKPT``) when there is one."""
-    net = build_net(refine, input_hw)
+def load_start(ckpt: Path, refine: bool = False, input_hw: tuple[int, int] = INPUT_SIZE,
+               graph: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network with the committed weights when there are any. Else MediaPipe's own weights (a ``graph``'s
+    own weights for a ``graph``); a refine model's first segment, and the first segment at another input size,
+    start from the committed 144x256 fine-tune (``REPO_CKPT``) when there is one."""
+    net = build_net(refine, input_hw, graph)
     meta: dict = {"segments": 0, "steps_total": 0, "minutes_total": 0.0}
     if ckpt.exists():
         saved = _load(ckpt)
         net.load_state_dict({k: v.float() for k, v in saved["state"].items()})
         meta = saved["meta"]
+    elif graph is not None:
+        meta["started_from"] = onnx.load(str(graph)).doc_string
     elif (refine or input_hw != INPUT_SIZE) and REPO_CKPT.exists():
         saved = _load(REPO_CKPT)
         (net.coarse if refine else net).load_state_dict({k: v.float() for k, v in saved["state"].items()})
@@ -157,9 +185,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"repository checkpoint (default checkpoints/{REPO_CKPT.name}, with --refine-head "
                    f"checkpoints/{REFINE_CKPT.name})")
     p.add_argument("--ledger", type=Path, default=LEDGER)
+    p.add_argument("--graph", type=Path, default=None,
+                   help="train this ONNX graph (e.g. a models.segmenter.lite_graph candidate) instead of MediaPipe "
+                   "landscape, from its own weights; needs --ckpt; input size from the graph unless --input-size")
+    p.add_argument("--distill", type=Path, default=None, metavar="ONNX",
+                   help="also fit this model's output (e.g. vcam_seg_full.onnx, run at its own input size and "
+                   "resized to the target) with weight --distill-weight")
+    p.add_argument("--distill-weight", type=float, default=0.5)
     p.add_argument("--val-limit", type=int, default=None, help="score on the first N validation frames only")
     args = p.parse_args(argv)
     args.input_hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
+    if args.graph is not None:
+        if args.ckpt is None or args.refine_head:
+            p.error("--graph needs --ckpt (its own checkpoint) and no --refine-head")
+        if not args.input_size:
+            dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
+            args.input_hw = (dims[2].dim_value, dims[3].dim_value)
+        args.work = args.work or Path(f"runs/seg-{args.ckpt.stem}")
     if args.ckpt is None:
         args.ckpt = REFINE_CKPT if args.refine_head else ckpt_for_size(args.input_hw)
     if args.work is None:
@@ -202,7 +244,8 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     last = args.work / "last.pt"
-    net, meta = load_start(args.ckpt, args.refine_head, args.input_hw)
+    net, meta = load_start(args.ckpt, args.refine_head, args.input_hw, args.graph)
+    teacher = Teacher(args.distill) if args.distill else None
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     segment = meta["segments"] + 1
     sampler = sampler_factory(args.seed if args.seed is not None else segment, args.input_hw)
@@ -231,7 +274,13 @@ def run_segment(args: argparse.Namespace, sampler_factory=make_sampler, scorer=s
             loss, parts = loss_fn(refined, y)
             loss = loss + 0.5 * loss_fn(coarse, y)[0]
         else:
-            loss, parts = loss_fn(net(x, logits=True), y)
+            logits = net(x, logits=True)
+            loss, parts = loss_fn(logits, y)
+            if teacher is not None:
+                soft = teacher(x, y.shape[-2:])
+                distill, _ = loss_fn(logits, soft)
+                loss = loss + args.distill_weight * distill
+                parts["distill"] = float(distill.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -262,9 +311,13 @@ def _finish(args, segment: int, meta: dict, ema: Ema, step: int, elapsed: float,
     meta = {**meta, "segments": segment, "steps_total": meta["steps_total"] + step,
             "minutes_total": round(meta["minutes_total"] + elapsed / 60, 2)}
     save_repo_ckpt(args.ckpt, ema.state, meta)
-    net = build_net(args.refine_head, args.input_hw)
+    net = build_net(args.refine_head, args.input_hw, args.graph)
     net.load_state_dict({k: v.half().float() for k, v in ema.state.items()})
-    row = {"model": "mediapipe-landscape+refine-head" if args.refine_head else "mediapipe-landscape",
+    model = "mediapipe-landscape+refine-head" if args.refine_head else "mediapipe-landscape"
+    if args.graph is not None:
+        model = f"{args.ckpt.stem}: {onnx.load(str(args.graph)).doc_string}"
+    row = {"model": model, **({"distill": str(args.distill), "distill_weight": args.distill_weight}
+                              if args.distill else {}),
            "segment": segment, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "steps": step, "minutes": round(elapsed / 60, 2), "lr_peak": args.lr, "batch": args.batch,
            "target_scale": args.target_scale, "input_size": list(args.input_hw),

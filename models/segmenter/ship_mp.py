@@ -5,11 +5,15 @@
 
     python -m models.segmenter.ship_mp --tier full --refresh --figures runs/seg-eval.json --eval-name vcam-seg-full
 
+    python -m models.segmenter.ship_mp --tier lite --graph runs/lite_192x320.onnx \
+        --ckpt models/segmenter/checkpoints/webcam_lite_192x320.ckpt --figures runs/seg-eval-lite.json --eval-name lite-new
+
 The weights come from the committed checkpoint of that input size (``checkpoints/webcam_mp_HxW.ckpt``), the
 training history from its rows of ``checkpoints/ledger.jsonl``, the figures from one run of the evaluation (this
 model's rows and the reference's, on the webcam val, the portrait-seg crops, DAVIS flicker and latency).
 ``--refresh`` keeps the shipped ``.onnx`` and its card's training record and replaces only the card's figures
 (and sha256) with those of a new evaluation of that file: for a graph rewrite, or a re-measurement.
+``--graph`` ships a ``lite_graph`` candidate: its trained weights (``--ckpt``) written into that graph.
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ import json
 import logging
 from pathlib import Path
 
+import onnx
+
+from .ensemble import LANDSCAPE
 from .export_mp import write_onnx
 from .finetune import INPUT_SIZE, LEDGER, _parse_hw, ckpt_for_size, load_start
 from .ship import HERE, card_name, figures_for, sha256
@@ -37,9 +44,12 @@ TRAIN_DATA = [
 ]
 
 
-def ledger_rows(input_hw: tuple[int, int], ledger: Path = LEDGER) -> list[dict]:
-    """The ledger rows of the fine-tune at ``input_hw`` (rows without a size are 144x256)."""
+def ledger_rows(input_hw: tuple[int, int], ledger: Path = LEDGER, ckpt: Path | None = None) -> list[dict]:
+    """The ledger rows of the fine-tune at ``input_hw`` (rows without a size are 144x256); with ``ckpt``, those
+    of the ``--graph`` fine-tune kept in that checkpoint (their model names start with its stem)."""
     rows = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+    if ckpt is not None:
+        return [r for r in rows if r.get("model", "").startswith(f"{ckpt.stem}:")]
     return [r for r in rows if r.get("model", "mediapipe-landscape") == "mediapipe-landscape"
             and tuple(r.get("input_size", INPUT_SIZE)) == input_hw]
 
@@ -57,7 +67,8 @@ def webcam_figures(eval_json: Path, name: str) -> dict:
 
 
 def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict, figures: dict,
-               priority: int) -> Path:
+               priority: int, graph: tuple[Path, Path] | None = None) -> Path:
+    """The model card; ``graph`` = (the lite_graph candidate, its checkpoint) for a ``--graph`` model."""
     h, w = input_hw
     card = {
         "name": f"vcam-seg-{tier}", "task": "segmentation", "file": onnx_path.name, "input_size": [h, w],
@@ -80,9 +91,31 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
                      "data": TRAIN_DATA},
         "figures": figures,
     }
+    if graph is not None:
+        _graph_card(card, onnx_path, *graph)
     path = onnx_path.with_suffix(".json")
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
+
+
+def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
+    """What differs for a ``lite_graph`` model: its source, training command, checkpoint, ledger and start."""
+    h, w = card["input_size"]
+    card["source"] = (f"{onnx.load(str(onnx_path)).doc_string} (models.segmenter.lite_graph); every weight "
+                      "fine-tuned in the webcam domain by models.segmenter.finetune --graph, exported fp32 by "
+                      "models.segmenter.ship_mp --graph")
+    training = card["training"]
+    training["graph_command"] = (f"python -m models.segmenter.lite_graph --size {h}x{w} --no-se --no-dw --fuse "
+                                 f"--out {graph}")
+    training["command"] = (f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --graph {graph} "
+                           f"--ckpt models/segmenter/checkpoints/{ckpt.name} --target-scale S --minutes M "
+                           "(once per segment, S and M as in its ledger row)")
+    training["checkpoint"] = ckpt.name
+    training["ledger"] = [{k: r.get(k) for k in ("segment", "steps", "minutes", "lr_peak", "target_scale",
+                                                  "finished_utc")} for r in ledger_rows(tuple(card["input_size"]),
+                                                                                        ckpt=ckpt)]
+    training["data"] = ["start: vcam_seg_full's weights (a fine-tune of MediaPipe selfie segmentation landscape, "
+                        "Apache-2.0), restructured by models.segmenter.lite_graph"] + TRAIN_DATA[1:]
 
 
 def figures_from(eval_json: Path, eval_name: str) -> dict:
@@ -109,19 +142,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-name", required=True, help="this model's name in that evaluation (its --model NAME)")
     p.add_argument("--priority", type=int, default=None, help="default: full 12, lite 9 (MediaPipe is 10)")
     p.add_argument("--refresh", action="store_true", help="keep the shipped .onnx, replace only the card's figures")
+    p.add_argument("--graph", type=Path, default=None, help="a lite_graph candidate (with --ckpt)")
+    p.add_argument("--ckpt", type=Path, default=None, help="the --graph model's checkpoint")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     figures = figures_from(args.figures, args.eval_name)
     if args.refresh:
         log.info("wrote %s", refresh_card(HERE / f"{card_name(args.tier)}.onnx", figures))
         return
-    if not args.input_size:
-        p.error("--input-size is required unless --refresh")
-    hw = _parse_hw(p, args.input_size)
-    net, meta = load_start(ckpt_for_size(hw), input_hw=hw)
-    onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx")
+    if args.graph is not None:
+        if args.ckpt is None:
+            p.error("--graph needs --ckpt")
+        dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
+        hw = (dims[2].dim_value, dims[3].dim_value)
+    elif not args.input_size:
+        p.error("--input-size is required unless --refresh or --graph")
+    else:
+        hw = _parse_hw(p, args.input_size)
+    net, meta = load_start(args.ckpt or ckpt_for_size(hw), input_hw=hw, graph=args.graph)
+    onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx", args.graph or LANDSCAPE)
     priority = args.priority if args.priority is not None else PRIORITY[args.tier]
-    log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority))
+    graph = (args.graph, args.ckpt) if args.graph is not None else None
+    log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority, graph))
 
 
 if __name__ == "__main__":
