@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 STRIDES = (8, 16, 32)
 DIVISOR = 32
+OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES]
 
 
 class YuNet:
@@ -53,7 +54,7 @@ class YuNet:
         if (width, height) != self.size:
             raise ValueError(f"image is {width}x{height}, the detector is set to {self.size[0]}x{self.size[1]}")
         self._blob[0, :, :height, :width] = image.transpose(2, 0, 1)
-        outputs = self._session.run(None, {"input": self._blob})
+        outputs = self._session.run(OUTPUTS, {"input": self._blob})
         n = len(STRIDES)
         faces = [self._decode(i, outputs[i], outputs[i + n], outputs[i + 2 * n], outputs[i + 3 * n])
                  for i in range(n)]
