@@ -62,7 +62,8 @@ def fit_window(width: int, height: int, out_width: int, out_height: int) -> tupl
 class AspectFit(Stage):
     """The framing stage (``output.fit``, ``[framing]``; see ``postprocess/framing_stage.py``): the window of the
     camera frame the later stages see: the frame itself, a view of a crop, or a padded output-size frame; never a
-    stretched picture; shrunk to the output size when it is larger both ways. It steers by ``ctx.previous.alpha`` (where the people were in the last framed frame)."""
+    stretched picture; shrunk to the output size when it is larger both ways. It steers by ``ctx.previous.alpha``
+    (where the people were in the last framed frame)."""
 
     name = "fit"
 
