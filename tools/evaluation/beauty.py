@@ -470,6 +470,16 @@ def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, p
         print(f"| {strength:g} | {10 * np.log10(mid):+.2f} | {fine:.1%} |", flush=True)
 
 
+def clip_set(path: Path) -> str:
+    return "held-out" if is_held_out_clip(path) else "tuning"
+
+
+def print_table_head(columns: list[str]) -> None:
+    """A markdown table's header and separator lines."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+
+
 SHIFTS = (1, 3, 8)  # frame pixels, for --translation-check
 
 
@@ -485,15 +495,16 @@ def translation_ratios(stage: BeautyStage, det: Detector, frame: np.ndarray, war
     if not found:
         return None
     ref = max(found, key=lambda d: d[2])
+    skin, y_frame = skin_region(frame.shape, ref), luma(frame)
     rows = []
     for v in SHIFTS:
         moved = np.ascontiguousarray(np.roll(frame, v, axis=1))
-        region = skin_region(frame.shape, ref) & np.roll(skin_region(frame.shape, ref), v, axis=1)
+        region = skin & np.roll(skin, v, axis=1)
         stage.reset()
         for _ in range(warmup):
             stage.process(frame)
         outs = [luma(stage.process(f).copy()) for f in (frame, moved)]
-        y_in = [luma(frame), luma(moved)]
+        y_in = [y_frame, luma(moved)]
         ideal = [y - mid_band(y, ref[2]) for y in y_in]
         still = still_skin(y_in[0], y_in[1], region)
         d_in = max(float(np.abs(y_in[1] - y_in[0])[still].sum()), 1e-9)
@@ -507,17 +518,15 @@ def print_translation_check(det: Detector, model: Path, args: argparse.Namespace
     """What the shimmer figure gives on a moving face that has no flicker at all (see ``translation_ratios``)."""
     print("pure translation (noise-free) of one frame per clip: still share of the skin / shimmer ratio of an "
           "ideal smoothing / of the stage")
-    print("| clip | set | " + " | ".join(f"shift {v} px" for v in SHIFTS) + " |")
-    print("|---|---|" + "---|" * len(SHIFTS))
+    print_table_head(["clip", "set", *(f"shift {v} px" for v in SHIFTS)])
     stage = BeautyStage(settings_for(args.preset, args.strength), model_path=model)
     for path in paths:
         frames = read_clip(path, args.warmup + 1)
         rows = translation_ratios(stage, det, frames[args.warmup], args.warmup)
         if rows is None:
             continue
-        mark = "held-out" if is_held_out_clip(path) else "tuning"
         cells = " | ".join(f"{a:.0%} / {b:.3f} / {c:.3f}" for a, b, c in rows)
-        print(f"| {path.stem} | {mark} | {cells} |", flush=True)
+        print(f"| {path.stem} | {clip_set(path)} | {cells} |", flush=True)
 
 
 MASK_BINS = (0.0, 0.1, 0.5, 0.9, 1.01)
@@ -556,15 +565,13 @@ def print_coverage(det: Detector, model: Path, args: argparse.Namespace, paths: 
     bins = [f"{MASK_BINS[k]:g}-{min(1.0, MASK_BINS[k + 1]):g}" for k in range(len(MASK_BINS) - 1)]
     print("blemish band energy by the stage's skin-mask weight: share of the clip's band energy before the stage "
           "| kept of that share")
-    print("| clip | set | band kept | " + " | ".join(f"mask {b}" for b in bins) + " |")
-    print("|---|---|---|" + "---|" * len(bins))
+    print_table_head(["clip", "set", "band kept", *(f"mask {b}" for b in bins)])
     stage = BeautyStage(settings_for(args.preset, args.strength), model_path=model)
     for path in paths:
         before, after = mask_coverage(stage, det, path, args)
         total = max(before.sum(), 1e-9)
         cells = " | ".join(f"{b / total:.0%} / {a / max(b, 1e-9):.0%}" for b, a in zip(before, after))
-        mark = "held-out" if is_held_out_clip(path) else "tuning"
-        print(f"| {path.stem} | {mark} | {after.sum() / total:.1%} | {cells} |", flush=True)
+        print(f"| {path.stem} | {clip_set(path)} | {after.sum() / total:.1%} | {cells} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
