@@ -74,12 +74,25 @@ def _sliced(w: dict[str, np.ndarray], skip: np.ndarray, last: np.ndarray) -> dic
     return out
 
 
-def slim_graph(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: int = 16) -> onnx.ModelProto:
-    """The pooled-stem graph of ``src`` at ``height`` x ``width`` (multiples of 32) with ``stem`` skip channels
-    and ``last`` channels in the last decoder stage (module doc)."""
-    if height % 32 or width % 32:
-        raise ValueError(f"{height}x{width}: the pooled encoder needs multiples of 32")
-    model = pooled_stem_graph(src, height, width)
+def resized_graph(src: onnx.ModelProto, height: int, width: int) -> onnx.ModelProto:
+    """``src`` unchanged but declared at ``height`` x ``width`` (the graph is fully convolutional)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(src)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = height, width
+    return model
+
+
+def slim_graph(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: int = 16,
+               pool: bool = True) -> onnx.ModelProto:
+    """The pooled-stem graph of ``src`` (or with ``pool=False`` ``src`` itself) at ``height`` x ``width``
+    (multiples of 32, or 16 unpooled) with ``stem`` skip channels and ``last`` channels in the last decoder stage
+    (module doc)."""
+    step = 32 if pool else 16
+    if height % step or width % step:
+        raise ValueError(f"{height}x{width}: the {'pooled ' if pool else ''}encoder needs multiples of {step}")
+    model = pooled_stem_graph(src, height, width) if pool else resized_graph(src, height, width)
     w = _weights(model)
     new = _sliced(w, *pick_channels(w, stem, last))
     for tensor in model.graph.initializer:
@@ -90,7 +103,8 @@ def slim_graph(src: onnx.ModelProto, height: int, width: int, stem: int = 16, la
             for attr in node.attribute:
                 if attr.name == "group":
                     attr.i = last
-    model.doc_string = f"vcam lite candidate: full graph, pooled encoder, stem {stem} ch, last stage {last} ch"
+    model.doc_string = (f"vcam lite candidate: full graph, {'pooled' if pool else 'full-resolution'} encoder, "
+                        f"stem {stem} ch, last stage {last} ch")
     onnx.checker.check_model(model)
     return model
 
@@ -226,11 +240,11 @@ def _set_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
 
 
 def build(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: int = 16, no_se: bool = False,
-          no_dw: bool = False, fuse: bool = False, gate: np.ndarray | None = None, dw_sum: bool = False
-          ) -> onnx.ModelProto:
+          no_dw: bool = False, fuse: bool = False, gate: np.ndarray | None = None, dw_sum: bool = False,
+          pool: bool = True) -> onnx.ModelProto:
     """A candidate: ``slim_graph`` plus the optional structural cuts of the last stage (``fuse`` needs
     ``no_se``; ``gate``: the squeeze-excitation's stand-in, default its mean over ``training_frames``)."""
-    model = slim_graph(src, height, width, stem, last)
+    model = slim_graph(src, height, width, stem, last, pool)
     if no_se:
         drop_last_se(model, mean_gate(model, training_frames(height, width)) if gate is None else gate)
         if fuse:
@@ -240,7 +254,8 @@ def build(src: onnx.ModelProto, height: int, width: int, stem: int = 16, last: i
     elif dw_sum:
         sum_before_relu(model)
     tags = [f"stem {stem} ch, last stage {last} ch"] + ["no SE"] * no_se + ["no depthwise residual"] * no_dw + ["sum before ReLU"] * (dw_sum and not no_dw)
-    model.doc_string = f"vcam lite candidate: full graph at {height}x{width}, pooled encoder, " + ", ".join(tags)
+    encoder = "pooled encoder" if pool else "full-resolution encoder"
+    model.doc_string = f"vcam lite candidate: full graph at {height}x{width}, {encoder}, " + ", ".join(tags)
     onnx.checker.check_model(model)
     return model
 
@@ -256,10 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--src", type=Path, default=FULL, help="the MediaPipe-graph ONNX whose weights start the "
                    "candidate (default vcam_seg_full.onnx; e.g. an export_mp export of the 112x208 fine-tune)")
     p.add_argument("--dw-sum", action="store_true", help="the last stage's residual as relu(dw(x) + x)")
+    p.add_argument("--no-pool", action="store_true", help="keep the encoder at full resolution (no 2x2 pool "
+                   "after the stem): `full`'s graph at a smaller input with the last stage's cuts")
     p.add_argument("--out", type=Path, help="write this candidate")
     p.add_argument("--time", action="store_true", help="time a grid of candidates against MediaPipe landscape")
     p.add_argument("--variants", default="192x320,192x320:se,192x320:se:dw,160x288,160x288:se,160x288:se:dw",
-                   help="comma list of HxW[:se][:dw] for --time (se: --no-se, dw: --no-dw)")
+                   help="comma list of HxW[:se][:dw][:fuse][:dwsum][:nopool] for --time (se: --no-se, "
+                   "dw: --no-dw, fuse: --fuse, dwsum: --dw-sum, nopool: --no-pool)")
     p.add_argument("--rounds", type=int, default=12)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -267,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
     full = onnx.load(str(args.src))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum),
+        onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum,
+                         pool=not args.no_pool),
                   str(args.out))
         log.info("wrote %s", args.out)
     if not args.time:
@@ -277,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         size, *cuts = spec.split(":")
         vh, vw = (int(v) for v in size.split("x"))
         models[spec] = build(full, vh, vw, args.stem, args.last, "se" in cuts, "dw" in cuts,
-                             "fuse" in cuts, dw_sum="dwsum" in cuts).SerializeToString()
+                             "fuse" in cuts, dw_sum="dwsum" in cuts, pool="nopool" not in cuts).SerializeToString()
     results = cpu_ms(models, args.rounds)
     ref = np.array(results["mediapipe-landscape"])
     for name, values in results.items():
