@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 from onnx import numpy_helper
 
@@ -131,3 +132,24 @@ def test_distillation_fits_the_teacher_s_mask_resized_to_the_target(tmp_path: Pa
             "--ledger", str(tmp_path / "ledger.jsonl"), "--distill", str(LANDSCAPE), "--distill-weight", "0.3"]
     row = finetune.run_segment(finetune.parse_args(argv), _fake_sampler(), lambda net, limit: {})
     assert row["distill"] == str(LANDSCAPE) and row["distill_weight"] == 0.3
+
+
+def test_an_unpooled_candidate_is_full_at_a_smaller_input_and_its_card_can_rebuild_it(tmp_path: Path) -> None:
+    from models.segmenter import ship_mp
+
+    full = onnx.load(str(lite_graph.FULL))
+    plain = lite_graph.build(full, 96, 176, pool=False)
+    assert "AveragePool" not in {n.op_type for n in plain.graph.node}
+    resized = lite_graph.resized_graph(full, 96, 176)
+    x = np.random.default_rng(1).random((1, 3, 96, 176), dtype=np.float32)
+    assert np.abs(_run(plain, x) - _run(resized, x)).max() == 0.0  # no cut asked: the same network
+    with pytest.raises(ValueError, match="multiples of 16"):
+        lite_graph.build(full, 100, 176, pool=False)
+    graph = tmp_path / "cand.onnx"
+    argv = ["--size", "96x176", "--no-pool", "--out", str(graph)]
+    lite_graph.main(argv)
+    card = {"input_size": [96, 176], "training": {"data": ship_mp.TRAIN_DATA}}
+    ship_mp._graph_card(card, graph, graph, Path("checkpoints/cand.ckpt"))
+    assert card["training"]["graph_command"] == "python -m models.segmenter.lite_graph " + " ".join(argv)
+    assert "full-resolution encoder" in card["source"]
+    assert card["training"]["data"][0].startswith("start: vcam_seg_full.onnx's weights")

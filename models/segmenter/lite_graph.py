@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from .ship import HERE
 
 log = logging.getLogger(__name__)
 
+BUILD_COMMAND, START_WEIGHTS = "vcam_build_command", "vcam_start_weights"  # metadata of a written candidate
 FULL = HERE / "vcam_seg_full.onnx"
 # stride-2 skip (the stem's output): who writes it, who reads it
 SKIP_WRITERS = ("conv2d", "conv2d_39")  # stem conv; last decoder 1x1 conv (before its upsample)
@@ -285,9 +287,13 @@ def main(argv: list[str] | None = None) -> None:
     full = onnx.load(str(args.src))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum,
-                         pool=not args.no_pool),
-                  str(args.out))
+        model = build(full, h, w, args.stem, args.last, args.no_se, args.no_dw, args.fuse, dw_sum=args.dw_sum,
+                      pool=not args.no_pool)
+        # how to rebuild it, for the model card of what is trained from it (models.segmenter.ship_mp --graph)
+        onnx.helper.set_model_props(model, {
+            BUILD_COMMAND: "python -m models.segmenter.lite_graph " + " ".join(sys.argv[1:] if argv is None else argv),
+            START_WEIGHTS: args.src.name})
+        onnx.save(model, str(args.out))
         log.info("wrote %s", args.out)
     if not args.time:
         return

@@ -27,6 +27,7 @@ import onnx
 from .ensemble import LANDSCAPE
 from .export_mp import write_onnx
 from .finetune import INPUT_SIZE, LEDGER, _parse_hw, ckpt_for_size, load_start
+from .lite_graph import BUILD_COMMAND, START_WEIGHTS
 from .ship import HERE, card_name, figures_for, sha256
 
 log = logging.getLogger(__name__)
@@ -100,21 +101,21 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
 
 def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
     """What differs for a ``lite_graph`` model: its source, training command, checkpoint, ledger and start."""
-    h, w = card["input_size"]
     card["source"] = (f"{onnx.load(str(onnx_path)).doc_string} (models.segmenter.lite_graph); every weight "
                       "fine-tuned in the webcam domain by models.segmenter.finetune --graph, exported fp32 by "
                       "models.segmenter.ship_mp --graph")
     training = card["training"]
-    training["graph_command"] = (f"python -m models.segmenter.lite_graph --size {h}x{w} --no-se --no-dw --fuse "
-                                 f"--out {graph}")
+    props = {p.key: p.value for p in onnx.load(str(graph)).metadata_props}
+    training["graph_command"] = props.get(BUILD_COMMAND, f"unknown: {graph} was written without its command")
+    start = props.get(START_WEIGHTS, "vcam_seg_full.onnx")
     training["command"] = (f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --graph {graph} "
-                           f"--ckpt models/segmenter/checkpoints/{ckpt.name} --target-scale S --minutes M "
-                           "(once per segment, S and M as in its ledger row)")
+                           f"--ckpt models/segmenter/checkpoints/{ckpt.name} --target-scale S --minutes M [--lr L] "
+                           "[--distill D] (once per segment, S, M, L and D as in its ledger row)")
     training["checkpoint"] = ckpt.name
-    training["ledger"] = [{k: r.get(k) for k in ("segment", "steps", "minutes", "lr_peak", "target_scale",
-                                                  "finished_utc")} for r in ledger_rows(tuple(card["input_size"]),
-                                                                                        ckpt=ckpt)]
-    training["data"] = ["start: vcam_seg_full's weights (a fine-tune of MediaPipe selfie segmentation landscape, "
+    keys = ("segment", "steps", "minutes", "lr_peak", "target_scale", "distill", "distill_weight", "finished_utc")
+    training["ledger"] = [{k: r[k] for k in keys if k in r}
+                          for r in ledger_rows(tuple(card["input_size"]), ckpt=ckpt)]
+    training["data"] = [f"start: {start}'s weights (a fine-tune of MediaPipe selfie segmentation landscape, "
                         "Apache-2.0), restructured by models.segmenter.lite_graph"] + TRAIN_DATA[1:]
 
 
