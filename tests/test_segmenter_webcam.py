@@ -255,3 +255,15 @@ def test_ship_card_carries_the_sizes_ledger_and_figures(tmp_path: Path) -> None:
     refreshed = json.loads(ship_mp.refresh_card(onnx_file, {"y": 2}).read_text())
     assert refreshed["figures"] == {"y": 2} and refreshed["training"] == card["training"]
     assert refreshed["sha256"] != card["sha256"] and refreshed["sha256"] == ship_mp.sha256(onnx_file)
+
+
+def test_true_masks_through_a_model_grid_lose_only_where_the_grid_is_too_coarse() -> None:
+    from tools.evaluation.webcam_val import ValFrame, through_grid
+
+    truth = np.zeros((360, 640), np.float32)
+    cv2.ellipse(truth, (320, 250), (120, 160), 0, 0, 360, 1.0, -1)
+    cv2.rectangle(truth, (300, 40), (304, 120), 1.0, -1)  # a 5 px wide strand: lost on a coarse grid
+    frames = [ValFrame("composites", "composites", "x", np.zeros((360, 640, 3), np.uint8), truth)]
+    fine, coarse = through_grid(frames, (360, 640)), through_grid(frames, (9, 16))
+    assert fine == {"iou": 1.0, "bf": 1.0}
+    assert coarse["bf"] < 0.9 and coarse["iou"] < fine["iou"]

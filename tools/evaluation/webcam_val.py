@@ -1,6 +1,7 @@
 """Webcam-domain validation set for the segmenter, built deterministically from ``../shared/data`` only.
 
     python -m tools.evaluation.webcam_val --out runs/webcam-val      # write the frames and labels to look at
+    python -m tools.evaluation.webcam_val --through-grid 144x256     # what a perfect mask at that size scores
 
 Two subsets, neither ever trained on (``models.segmenter.heldout`` names what is held out):
 
@@ -166,12 +167,33 @@ def score_torch(net, limit: int | None = None) -> dict[str, dict[str, float]]:
     return evaluate(predict, _CACHE[limit])
 
 
+def through_grid(frames: list[ValFrame], hw: tuple[int, int]) -> dict[str, float]:
+    """IoU and boundary F of the true masks themselves, area-averaged to an ``hw`` model grid and resized back
+    bilinearly, as the product resizes a model's mask: the most a perfect soft mask at that size could score."""
+    scores: dict[str, list[float]] = {"iou": [], "bf": []}
+    for f in frames:
+        small = cv2.resize(f.truth.astype(np.float32), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+        up = cv2.resize(small, f.truth.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        scores["iou"].append(iou(up, f.truth))
+        scores["bf"].append(boundary_f(up, f.truth, band_px=3))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="write the set here (images and true masks)")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--through-grid", nargs="+", default=[], metavar="HxW",
+                   help="print the score of the composites' true masks passed through a model grid of this size")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    for text in args.through_grid:
+        h, w = (int(v) for v in text.split("x"))
+        scores = through_grid(composites(DATA_ROOT, args.limit), (h, w))
+        log.info("true masks through a %dx%d grid: IoU %.2f, boundary F %.2f", h, w, 100 * scores["iou"],
+                 100 * scores["bf"])
+    if args.out is None:
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for f in build(limit=args.limit):
         stem = args.out / f"{f.subset}-{f.name.replace('#', '-')}"
