@@ -3,13 +3,15 @@
     python -m models.segmenter.lite_graph --time                  # time candidates (untrained) vs MediaPipe
     python -m models.segmenter.lite_graph --size 192x288 --no-se --fuse --dw-sum --out runs/lite_192x288.onnx
 
-Boundary F comes from output resolution, and at one thread the cost of a high-resolution output sits at stride 2
-(README.md). ``build`` takes the `full` ONNX graph (``vcam_seg_full.onnx``, or ``--src``: its weights are the
-start) and:
+At one thread the cost of MediaPipe's graph sits largely at stride 2 (README.md), so these keep its output
+resolution and cut there. (Measured since: boundary F follows the input size, what the network sees; the output
+grid does not limit it, ``python -m tools.evaluation.webcam_val --through-grid``.) ``build`` takes the `full` ONNX
+graph (``vcam_seg_full.onnx``, or ``--src``: its weights are the start) and:
 
 - puts a 2x2 average pool after the stem (``probe_lite_graph.pooled_stem_graph``): the encoder and the other
   decoder stages run at half the resolution, the stem's features and the last decoder stage stay at stride 2,
-  and the last upsample becomes 4x;
+  and the last upsample becomes 4x (``--no-pool``: no pool, the graph at a smaller input, its encoder seeing all
+  of it);
 - ``--no-se``: replaces the last stage's squeeze-excitation gate by its mean over training photos, folded
   exactly into the neighbouring 1x1 convs (``drop_last_se``);
 - ``--fuse`` (with ``--no-se``): moves the last stage's 1x1 conv before the skip sum, exactly, so ONNX Runtime
@@ -19,7 +21,8 @@ start) and:
   them). On an AVX-512 CPU ONNX Runtime's NCHWc blocks are 16 channels wide, so 8 channels cost what 16 do.
 
 The result is an ordinary ONNX graph of the ops ``OnnxNet`` interprets: ``finetune.py --graph`` trains it and
-``export_mp --graph`` writes the trained weights back into it.
+``export_mp --graph`` writes the trained weights back into it. A written candidate keeps the command that built it
+and its start weights in its metadata, for the model card (``ship_mp --graph``).
 """
 from __future__ import annotations
 
