@@ -187,9 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="print the score of the composites' true masks passed through a model grid of this size")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    truths = composites(DATA_ROOT, args.limit) if args.through_grid else []
     for text in args.through_grid:
         h, w = (int(v) for v in text.split("x"))
-        scores = through_grid(composites(DATA_ROOT, args.limit), (h, w))
+        scores = through_grid(truths, (h, w))
         log.info("true masks through a %dx%d grid: IoU %.2f, boundary F %.2f", h, w, 100 * scores["iou"],
                  100 * scores["bf"])
     if args.out is None:
