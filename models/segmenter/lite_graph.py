@@ -36,7 +36,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..mediapipe.measure import HERE as MEDIAPIPE_DIR
-from .probe_lite_graph import cpu_ms, pooled_stem_graph
+from .probe_lite_graph import cpu_ms, declare_size, pooled_stem_graph
 from .ship import HERE
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,7 @@ def resized_graph(src: onnx.ModelProto, height: int, width: int) -> onnx.ModelPr
     """``src`` unchanged but declared at ``height`` x ``width`` (the graph is fully convolutional)."""
     model = onnx.ModelProto()
     model.CopyFrom(src)
-    for value in (model.graph.input[0], model.graph.output[0]):
-        dims = value.type.tensor_type.shape.dim
-        dims[2].dim_value, dims[3].dim_value = height, width
+    declare_size(model, height, width)
     return model
 
 

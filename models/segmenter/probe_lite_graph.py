@@ -42,11 +42,16 @@ def pooled_stem_graph(src: onnx.ModelProto, height: int, width: int) -> onnx.Mod
     for tensor in model.graph.initializer:
         if tensor.name == LAST_UPSAMPLE_SCALES:
             tensor.CopyFrom(numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32), tensor.name))
+    declare_size(model, height, width)
+    onnx.checker.check_model(model)
+    return model
+
+
+def declare_size(model: onnx.ModelProto, height: int, width: int) -> None:
+    """Declare the graph's input and output at ``height`` x ``width`` (the graph is fully convolutional)."""
     for value in (model.graph.input[0], model.graph.output[0]):
         dims = value.type.tensor_type.shape.dim
         dims[2].dim_value, dims[3].dim_value = height, width
-    onnx.checker.check_model(model)
-    return model
 
 
 def cpu_ms(models: dict[str, bytes], rounds: int, per_round: int = 50) -> dict[str, list[float]]:
