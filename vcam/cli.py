@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -77,6 +78,9 @@ def _load(args: argparse.Namespace):
         raise SystemExit(f"invalid configuration:\n{exc}") from None
 
 
+STOP_WATCHDOG_S = 20.0  # seconds a stop may take before the process dumps its threads and exits
+
+
 def _run_daemon(config, banner: str | None = None, seconds: float | None = None, path: Path | None = None,
                 cli_overrides: dict[str, Any] | None = None, on_demand: bool = True) -> int:
     """Run the daemon with its services (control API, config watcher on ``path``, on-demand camera)."""
@@ -108,6 +112,9 @@ def _run_daemon(config, banner: str | None = None, seconds: float | None = None,
         daemon.wait(seconds)
     except KeyboardInterrupt:
         pass
+    # A stop must end the process: should a thread never let go, every thread's stack goes to stderr and the
+    # process exits with status 1 instead of hanging (the watchdog stays armed through interpreter exit).
+    faulthandler.dump_traceback_later(STOP_WATCHDOG_S, exit=True)
     session.stop()
     status = daemon.status()
     log.info("stopped: %d frames sent, %d processed", status["frames_sent"], status["frames_processed"])
