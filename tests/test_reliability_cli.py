@@ -147,3 +147,20 @@ def test_a_camera_error_clears_from_status_once_the_camera_is_back(fake_backend)
         wait_until(lambda: daemon.status()["source_state"] == "live" and daemon.status()["last_error"] is None)
     finally:
         daemon.stop()
+
+
+def test_a_stop_that_hangs_ends_the_process_with_every_threads_stack(tmp_path: Path) -> None:
+    """A daemon whose stop never returns must not hang: the watchdog dumps the threads and exits with status 1."""
+    script = f"""
+import threading, vcam.cli as cli, vcam.session as session
+from vcam.config import build_config
+session.DaemonSession.stop = lambda self: threading.Event().wait()  # a stop that never returns
+cli.STOP_WATCHDOG_S = 1.0
+config = build_config({{"source": {{"device": "demo"}},
+                        "output": {{"width": 320, "height": 240, "sinks": ["y4m:{tmp_path / 'o.y4m'}"]}}}})
+cli._run_daemon(config, seconds=1.0, on_demand=False)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Timeout (0:00:01)!" in out.stderr and "in _run_daemon" in out.stderr, out.stderr[-3000:]
