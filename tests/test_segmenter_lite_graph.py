@@ -153,3 +153,23 @@ def test_an_unpooled_candidate_is_full_at_a_smaller_input_and_its_card_can_rebui
     assert card["training"]["graph_command"] == "python -m models.segmenter.lite_graph " + " ".join(argv)
     assert "full-resolution encoder" in card["source"]
     assert card["training"]["data"][0].startswith("start: vcam_seg_full.onnx's weights")
+
+
+def test_a_tier_trained_at_another_size_exports_and_ships_at_that_size(tmp_path: Path) -> None:
+    """``--graph`` with a shipped tier's own graph and ``--input-size``: the weights go into that graph, declared at
+    the trained size, and the card says the graph is used as it is."""
+    from models.segmenter import export_mp, ship_mp
+
+    net, _ = finetune.load_start(tmp_path / "none.ckpt", input_hw=(96, 176), graph=lite_graph.FULL)
+    ckpt = tmp_path / "full_96x176.ckpt"
+    finetune.save_repo_ckpt(ckpt, net.state_dict(), {"segments": 1})
+    out = tmp_path / "out.onnx"
+    export_mp.main(["--graph", str(lite_graph.FULL), "--ckpt", str(ckpt), "--input-size", "96x176", "--out", str(out)])
+    assert finetune.graph_size(out) == (96, 176)
+    x = np.random.default_rng(2).random((1, 3, 96, 176), dtype=np.float32)
+    assert _run(onnx.load(str(out)), x).shape == (1, 1, 96, 176)
+    card = {"input_size": [96, 176], "training": {"data": ship_mp.TRAIN_DATA}}
+    ship_mp._graph_card(card, out, lite_graph.FULL, ckpt)
+    assert card["training"]["graph_command"] == f"none: {lite_graph.FULL} as it is"
+    assert card["training"]["data"][0].startswith(f"start: {lite_graph.FULL.name}'s weights")
+    assert "restructured" not in card["training"]["data"][0] and "lite_graph)" not in card["source"]

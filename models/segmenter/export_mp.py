@@ -31,7 +31,7 @@ from onnx import numpy_helper
 from ..mediapipe.graph_opt import commute_resize_conv
 from ..mediapipe.torch_net import OnnxNet, _key
 from .ensemble import LANDSCAPE
-from .finetune import INPUT_SIZE, REFINE_CKPT, _parse_hw, ckpt_for_size, load_start
+from .finetune import INPUT_SIZE, REFINE_CKPT, _parse_hw, ckpt_for_size, graph_size, load_start
 from .refine_head import RefinedNet
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--input-size", default=None, metavar="HxW", help="the fine-tune at this input size "
                    f"(default {INPUT_SIZE[0]}x{INPUT_SIZE[1]}; checkpoint webcam_mp_HxW.ckpt)")
     p.add_argument("--ckpt", type=Path, default=None, help="default: the committed checkpoint of that model")
-    p.add_argument("--graph", type=Path, default=None, help="a lite_graph candidate (then --ckpt is required)")
+    p.add_argument("--graph", type=Path, default=None, help="the ONNX graph the weights go into: a lite_graph "
+                   "candidate or a shipped tier (then --ckpt is required); --input-size overrides its declared size")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.graph is not None:
         if args.ckpt is None:
             p.error("--graph needs --ckpt")
-        dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
-        hw = (dims[2].dim_value, dims[3].dim_value)
+        hw = _parse_hw(p, args.input_size) if args.input_size else graph_size(args.graph)
     else:
         hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
     args.ckpt = args.ckpt or (REFINE_CKPT if args.refine_head else ckpt_for_size(hw))

@@ -199,8 +199,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.ckpt is None or args.refine_head:
             p.error("--graph needs --ckpt (its own checkpoint) and no --refine-head")
         if not args.input_size:
-            dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
-            args.input_hw = (dims[2].dim_value, dims[3].dim_value)
+            args.input_hw = graph_size(args.graph)
         args.work = args.work or Path(f"runs/seg-{args.ckpt.stem}")
     if args.ckpt is None:
         args.ckpt = REFINE_CKPT if args.refine_head else ckpt_for_size(args.input_hw)
@@ -210,6 +209,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.refine_head:
         args.target_scale = 2
     return args
+
+
+def graph_size(graph: Path) -> tuple[int, int]:
+    """The (H, W) input size an ONNX segmenter graph declares."""
+    dims = onnx.load(str(graph)).graph.input[0].type.tensor_type.shape.dim
+    return dims[2].dim_value, dims[3].dim_value
 
 
 def _parse_hw(p: argparse.ArgumentParser, text: str) -> tuple[int, int]:

@@ -13,7 +13,8 @@ training history from its rows of ``checkpoints/ledger.jsonl``, the figures from
 model's rows and the reference's, on the webcam val, the portrait-seg crops, DAVIS flicker and latency).
 ``--refresh`` keeps the shipped ``.onnx`` and its card's training record and replaces only the card's figures
 (and sha256) with those of a new evaluation of that file: for a graph rewrite, or a re-measurement.
-``--graph`` ships a ``lite_graph`` candidate: its trained weights (``--ckpt``) written into that graph.
+``--graph`` ships a ``lite_graph`` candidate, or a shipped tier's graph trained at another ``--input-size``: its
+trained weights (``--ckpt``) written into that graph.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import onnx
 
 from .ensemble import LANDSCAPE
 from .export_mp import write_onnx
-from .finetune import INPUT_SIZE, LEDGER, _parse_hw, ckpt_for_size, load_start
+from .finetune import INPUT_SIZE, LEDGER, _parse_hw, ckpt_for_size, graph_size, load_start
 from .lite_graph import BUILD_COMMAND, START_WEIGHTS
 from .ship import HERE, card_name, figures_for, sha256
 
@@ -69,7 +70,7 @@ def webcam_figures(eval_json: Path, name: str) -> dict:
 
 def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict, figures: dict,
                priority: int, graph: tuple[Path, Path] | None = None) -> Path:
-    """The model card; ``graph`` = (the lite_graph candidate, its checkpoint) for a ``--graph`` model."""
+    """The model card; ``graph`` = (the graph, its checkpoint) for a ``--graph`` model."""
     h, w = input_hw
     card = {
         "name": f"vcam-seg-{tier}", "task": "segmentation", "file": onnx_path.name, "input_size": [h, w],
@@ -100,14 +101,18 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
 
 
 def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
-    """What differs for a ``lite_graph`` model: its source, training command, checkpoint, ledger and start."""
-    card["source"] = (f"{onnx.load(str(onnx_path)).doc_string} (models.segmenter.lite_graph); every weight "
-                      "fine-tuned in the webcam domain by models.segmenter.finetune --graph, exported fp32 by "
-                      "models.segmenter.ship_mp --graph")
+    """What differs for a ``--graph`` model: its source, training command, checkpoint, ledger and start."""
+    model = onnx.load(str(graph))
+    props = {p.key: p.value for p in model.metadata_props}
+    # a lite_graph candidate (written by its main() with the command, or built in code); else a tier's own graph
+    rewritten = BUILD_COMMAND in props or model.doc_string.startswith("vcam lite candidate")
+    built = " (models.segmenter.lite_graph)" if rewritten else ""
+    card["source"] = (f"{onnx.load(str(onnx_path)).doc_string}{built}; every weight fine-tuned in the webcam domain "
+                      "by models.segmenter.finetune --graph, exported fp32 by models.segmenter.ship_mp --graph")
     training = card["training"]
-    props = {p.key: p.value for p in onnx.load(str(graph)).metadata_props}
-    training["graph_command"] = props.get(BUILD_COMMAND, f"unknown: {graph} was written without its command")
-    start = props.get(START_WEIGHTS, "vcam_seg_full.onnx")
+    training["graph_command"] = (props.get(BUILD_COMMAND, f"unknown: {graph} was written without its command")
+                                 if rewritten else f"none: {graph} as it is")
+    start = props.get(START_WEIGHTS, "vcam_seg_full.onnx" if rewritten else graph.name)
     training["command"] = (f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --graph {graph} "
                            f"--ckpt models/segmenter/checkpoints/{ckpt.name} --target-scale S --minutes M [--lr L] "
                            "[--distill D] (once per segment, S, M, L and D as in its ledger row)")
@@ -116,7 +121,8 @@ def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
     training["ledger"] = [{k: r[k] for k in keys if k in r}
                           for r in ledger_rows(tuple(card["input_size"]), ckpt=ckpt)]
     training["data"] = [f"start: {start}'s weights (a fine-tune of MediaPipe selfie segmentation landscape, "
-                        "Apache-2.0), restructured by models.segmenter.lite_graph"] + TRAIN_DATA[1:]
+                        f"Apache-2.0){', restructured by models.segmenter.lite_graph' if rewritten else ''}"
+                        ] + TRAIN_DATA[1:]
 
 
 def figures_from(eval_json: Path, eval_name: str) -> dict:
@@ -143,7 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-name", required=True, help="this model's name in that evaluation (its --model NAME)")
     p.add_argument("--priority", type=int, default=None, help="default: full 12, lite 9 (MediaPipe is 10)")
     p.add_argument("--refresh", action="store_true", help="keep the shipped .onnx, replace only the card's figures")
-    p.add_argument("--graph", type=Path, default=None, help="a lite_graph candidate (with --ckpt)")
+    p.add_argument("--graph", type=Path, default=None,
+                   help="the ONNX graph the weights go into: a lite_graph candidate or a copy of a shipped tier (with "
+                   "--ckpt); --input-size overrides the size it declares")
     p.add_argument("--ckpt", type=Path, default=None, help="the --graph model's checkpoint")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -154,8 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.graph is not None:
         if args.ckpt is None:
             p.error("--graph needs --ckpt")
-        dims = onnx.load(str(args.graph)).graph.input[0].type.tensor_type.shape.dim
-        hw = (dims[2].dim_value, dims[3].dim_value)
+        hw = _parse_hw(p, args.input_size) if args.input_size else graph_size(args.graph)
     elif not args.input_size:
         p.error("--input-size is required unless --refresh or --graph")
     else:
