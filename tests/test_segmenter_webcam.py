@@ -267,3 +267,20 @@ def test_true_masks_through_a_model_grid_lose_only_where_the_grid_is_too_coarse(
     fine, coarse = through_grid(frames, (360, 640)), through_grid(frames, (9, 16))
     assert fine == {"iou": 1.0, "bf": 1.0}
     assert coarse["bf"] < 0.9 and coarse["iou"] < fine["iou"]
+
+
+def test_teacher_agreement_places_labels_with_the_composites_transform(tmp_path: Path) -> None:
+    """A teacher whose label is the human mask agrees perfectly; one whose label is shifted does not."""
+    for sub in ("portrait-seg/images", "portrait-seg/masks", "teacher-labels/same/portrait-seg",
+                "teacher-labels/shifted/portrait-seg"):
+        (tmp_path / sub).mkdir(parents=True)
+    mask = np.zeros((200, 120), np.uint8)
+    cv2.ellipse(mask, (60, 30), (14, 18), 0, 0, 360, 255, -1)  # head
+    mask[45:, 25:95] = 255  # body down to the bottom edge
+    cv2.imwrite(str(tmp_path / "portrait-seg/masks/0007.png"), mask)
+    cv2.imwrite(str(tmp_path / "teacher-labels/same/portrait-seg/0007.png"), mask)
+    cv2.imwrite(str(tmp_path / "teacher-labels/shifted/portrait-seg/0007.png"), np.roll(mask, 6, axis=1))
+    (tmp_path / "portrait-seg" / "val.txt").write_text("0007\n")
+    scores = webcam_val.teacher_agreement(tmp_path, ("same", "shifted"))
+    assert scores["same"] == {"iou": 1.0, "bf": 1.0}
+    assert scores["shifted"]["iou"] < 0.95 and scores["shifted"]["bf"] < 0.5

@@ -2,6 +2,7 @@
 
     python -m tools.evaluation.webcam_val --out runs/webcam-val      # write the frames and labels to look at
     python -m tools.evaluation.webcam_val --through-grid 144x256     # what a perfect mask at that size scores
+    python -m tools.evaluation.webcam_val --teacher-agreement        # teacher labels against the human masks
 
 Two subsets, neither ever trained on (``models.segmenter.heldout`` names what is held out):
 
@@ -61,19 +62,24 @@ def _cover_crop(bg: np.ndarray, size: tuple[int, int], rng: np.random.Generator)
     return big[y0:y0 + h, x0:x0 + w]
 
 
-def composite(image: np.ndarray, mask: np.ndarray, bg: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One person at video-call framing on ``bg`` (see the module doc): (BGR frame, alpha 0..1)."""
+def _framing(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The 2x3 affine that places the person of ``mask`` (uint8 0..255) at video-call framing in the frame."""
     w, h = FRAME_SIZE
-    rng = np.random.default_rng(seed)
     ys, xs = np.nonzero(mask >= 128)
     top, bottom = ys.min(), ys.max()
     head = max(HEAD_SHARE * (bottom - top + 1), 4.0)
     head_cx = xs[ys < top + head].mean()
     scale = rng.uniform(0.20, 0.45) * h / head
-    scale = max(scale, 1.02 * h / (image.shape[0] - top))  # the photo reaches below the bottom edge
+    scale = max(scale, 1.02 * h / (mask.shape[0] - top))  # the photo reaches below the bottom edge
     tx = rng.uniform(0.35, 0.65) * w - scale * head_cx
     ty = rng.uniform(0.03, 0.10) * h - scale * top
-    m = np.array([[scale, 0, tx], [0, scale, ty]], np.float32)
+    return np.array([[scale, 0, tx], [0, scale, ty]], np.float32)
+
+
+def composite(image: np.ndarray, mask: np.ndarray, bg: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One person at video-call framing on ``bg`` (see the module doc): (BGR frame, alpha 0..1)."""
+    rng = np.random.default_rng(seed)
+    m = _framing(mask, rng)
     person = cv2.warpAffine(image, m, FRAME_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine((mask >= 128).astype(np.float32), m, FRAME_SIZE, flags=cv2.INTER_LINEAR)
     room = _cover_crop(bg, FRAME_SIZE, rng).astype(np.float32)
@@ -179,14 +185,39 @@ def through_grid(frames: list[ValFrame], hw: tuple[int, int]) -> dict[str, float
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def teacher_agreement(root: Path = DATA_ROOT, teachers: tuple[str, ...] = ("isnet", "mediapipe-selfie"),
+                      limit: int | None = None) -> dict[str, dict[str, float]]:
+    """IoU and boundary F of each teacher's soft label (``teacher-labels/<teacher>/portrait-seg``, made on the
+    original photo) against the human mask, both placed with the composites' own transform: how far the labels
+    we could train edges on are from the truth the composites are scored against."""
+    scores: dict[str, dict[str, list[float]]] = {t: {"iou": [], "bf": []} for t in teachers}
+    for i in read_ids(root / "portrait-seg" / "val.txt")[:limit]:
+        mask = cv2.imread(str(root / "portrait-seg" / "masks" / f"{i}.png"), cv2.IMREAD_GRAYSCALE)
+        m = _framing(mask, np.random.default_rng(int(i)))
+        truth = cv2.warpAffine((mask >= 128).astype(np.float32), m, FRAME_SIZE, flags=cv2.INTER_LINEAR)
+        for t in teachers:
+            label = cv2.imread(str(root / "teacher-labels" / t / "portrait-seg" / f"{i}.png"), cv2.IMREAD_GRAYSCALE)
+            label = cv2.resize(label, mask.shape[::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+            placed = cv2.warpAffine(label, m, FRAME_SIZE, flags=cv2.INTER_LINEAR)
+            scores[t]["iou"].append(iou(placed, truth))
+            scores[t]["bf"].append(boundary_f(placed, truth, band_px=3))
+    return {t: {k: float(np.mean(v)) for k, v in s.items()} for t, s in scores.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="write the set here (images and true masks)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--through-grid", nargs="+", default=[], metavar="HxW",
                    help="print the score of the composites' true masks passed through a model grid of this size")
+    p.add_argument("--teacher-agreement", action="store_true",
+                   help="print how well the teacher labels agree with the human masks on the composites")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    if args.teacher_agreement:
+        for t, sc in teacher_agreement(DATA_ROOT, limit=args.limit).items():
+            log.info("%s labels vs the human masks on the composites: IoU %.2f, boundary F %.2f", t,
+                     100 * sc["iou"], 100 * sc["bf"])
     truths = composites(DATA_ROOT, args.limit) if args.through_grid else []
     for text in args.through_grid:
         h, w = (int(v) for v in text.split("x"))
