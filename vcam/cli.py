@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("vcam")
+STOP_WATCHDOG_S = 20.0  # seconds a stop may take before the process dumps its threads and exits
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -76,9 +77,6 @@ def _load(args: argparse.Namespace):
         return path, load_config(path, _overrides(args))
     except ConfigError as exc:
         raise SystemExit(f"invalid configuration:\n{exc}") from None
-
-
-STOP_WATCHDOG_S = 20.0  # seconds a stop may take before the process dumps its threads and exits
 
 
 def _run_daemon(config, banner: str | None = None, seconds: float | None = None, path: Path | None = None,
