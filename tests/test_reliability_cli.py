@@ -164,3 +164,11 @@ cli._run_daemon(config, seconds=1.0, on_demand=False)
                          env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
     assert out.returncode == 1, out.stderr[-3000:]
     assert "Timeout (0:00:01)!" in out.stderr and "in _run_daemon" in out.stderr, out.stderr[-3000:]
+
+
+def test_bench_with_a_missing_model_or_source_is_a_one_line_error(tmp_path: Path) -> None:
+    for args, expected in ((["--model", str(tmp_path / "none.onnx")], "none.onnx does not exist"),
+                           (["--source", str(tmp_path / "none.mp4")], "none.mp4 not found")):
+        out = _vcam("bench", "--size", "320x240", "--frames", "5", *(["--source", "demo"] if "--source" not in args
+                                                                        else []), *args)
+        assert out.returncode == 1 and expected in out.stderr and "Traceback" not in out.stderr, out.stderr

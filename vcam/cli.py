@@ -226,12 +226,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
+    from .config import ConfigError
+    from .segmenter import ModelError
+    from .sources import SourceError
 
     w, h = _parse_size(args.size)
     camera_size = _parse_size(args.camera_size) if args.camera_size else None
-    result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
-                       segmenter=args.model or "auto", overrides=_checked_overrides(args), camera_size=camera_size,
-                       reference=args.reference)
+    try:
+        result = run_bench(source=args.source, size=(w, h), frames=args.frames, preset=args.preset,
+                           segmenter=args.model or "auto", overrides=_checked_overrides(args), camera_size=camera_size,
+                           reference=args.reference)
+    except (ConfigError, ModelError, SourceError, LookupError) as exc:  # bad --model, --set, --source: one line
+        raise SystemExit(f"vcam bench: {exc}") from None
     if not args.json:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
