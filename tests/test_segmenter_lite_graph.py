@@ -169,7 +169,8 @@ def test_a_tier_trained_at_another_size_exports_and_ships_at_that_size(tmp_path:
     x = np.random.default_rng(2).random((1, 3, 96, 176), dtype=np.float32)
     assert _run(onnx.load(str(out)), x).shape == (1, 1, 96, 176)
     card = {"input_size": [96, 176], "training": {"data": ship_mp.TRAIN_DATA}}
-    ship_mp._graph_card(card, out, lite_graph.FULL, ckpt)
-    assert card["training"]["graph_command"] == f"none: {lite_graph.FULL} as it is"
+    ship_mp._graph_card(card, out, lite_graph.FULL, ckpt, origin="the shipped full")
+    assert card["training"]["graph_command"] == f"none: {lite_graph.FULL} as it is (the shipped full)"
+    assert "--input-size 96x176 " in card["training"]["command"]
     assert card["training"]["data"][0].startswith(f"start: {lite_graph.FULL.name}'s weights")
     assert "restructured" not in card["training"]["data"][0] and "lite_graph)" not in card["source"]

@@ -69,8 +69,9 @@ def webcam_figures(eval_json: Path, name: str) -> dict:
 
 
 def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict, figures: dict,
-               priority: int, graph: tuple[Path, Path] | None = None) -> Path:
-    """The model card; ``graph`` = (the graph, its checkpoint) for a ``--graph`` model."""
+               priority: int, graph: tuple[Path, Path] | None = None, graph_origin: str | None = None) -> Path:
+    """The model card; ``graph`` = (the graph, its checkpoint) for a ``--graph`` model, ``graph_origin`` where a
+    graph that is not a ``lite_graph`` candidate comes from."""
     h, w = input_hw
     card = {
         "name": f"vcam-seg-{tier}", "task": "segmentation", "file": onnx_path.name, "input_size": [h, w],
@@ -86,7 +87,8 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
                                 "--target-scale S --minutes M  (once per segment, S and M as in its ledger row)",
                      "weights": "EMA (decay 0.999), stored fp16", "checkpoint": ckpt_for_size(input_hw).name,
                      "segments": meta.get("segments"), "steps_total": meta.get("steps_total"),
-                     "minutes_total": meta.get("minutes_total"), "started_from": meta.get("coarse_from"),
+                     "minutes_total": meta.get("minutes_total"),
+                     "started_from": meta.get("coarse_from") or meta.get("started_from"),
                      "ledger": [{k: r.get(k, 1 if k == "target_scale" else None)
                                  for k in ("segment", "steps", "minutes", "lr_peak", "target_scale", "finished_utc")}
                                 for r in ledger_rows(input_hw)],
@@ -94,13 +96,13 @@ def write_card(onnx_path: Path, tier: str, input_hw: tuple[int, int], meta: dict
         "figures": figures,
     }
     if graph is not None:
-        _graph_card(card, onnx_path, *graph)
+        _graph_card(card, onnx_path, *graph, origin=graph_origin)
     path = onnx_path.with_suffix(".json")
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
 
-def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
+def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path, origin: str | None = None) -> None:
     """What differs for a ``--graph`` model: its source, training command, checkpoint, ledger and start."""
     model = onnx.load(str(graph))
     props = {p.key: p.value for p in model.metadata_props}
@@ -111,10 +113,12 @@ def _graph_card(card: dict, onnx_path: Path, graph: Path, ckpt: Path) -> None:
                       "by models.segmenter.finetune --graph, exported fp32 by models.segmenter.ship_mp --graph")
     training = card["training"]
     training["graph_command"] = (props.get(BUILD_COMMAND, f"unknown: {graph} was written without its command")
-                                 if rewritten else f"none: {graph} as it is")
+                                 if rewritten else f"none: {graph} as it is" + (f" ({origin})" if origin else ""))
     start = props.get(START_WEIGHTS, "vcam_seg_full.onnx" if rewritten else graph.name)
+    h, w = card["input_size"]
     training["command"] = (f"VCAM_DATA=../shared/data python -m models.segmenter.finetune --graph {graph} "
-                           f"--ckpt models/segmenter/checkpoints/{ckpt.name} --target-scale S --minutes M [--lr L] "
+                           f"--input-size {h}x{w} --ckpt models/segmenter/checkpoints/{ckpt.name} "
+                           "--target-scale S --minutes M [--lr L] "
                            "[--distill D] (once per segment, S, M, L and D as in its ledger row)")
     training["checkpoint"] = ckpt.name
     keys = ("segment", "steps", "minutes", "lr_peak", "target_scale", "distill", "distill_weight", "finished_utc")
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the ONNX graph the weights go into: a lite_graph candidate or a copy of a shipped tier (with "
                    "--ckpt); --input-size overrides the size it declares")
     p.add_argument("--ckpt", type=Path, default=None, help="the --graph model's checkpoint")
+    p.add_argument("--graph-origin", default=None,
+                   help="for a --graph that is not a lite_graph candidate: where that file comes from (for the card)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     figures = figures_from(args.figures, args.eval_name)
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     onnx_path = write_onnx(net, HERE / f"{card_name(args.tier)}.onnx", args.graph or LANDSCAPE)
     priority = args.priority if args.priority is not None else PRIORITY[args.tier]
     graph = (args.graph, args.ckpt) if args.graph is not None else None
-    log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority, graph))
+    log.info("wrote %s", write_card(onnx_path, args.tier, hw, meta, figures, priority, graph, args.graph_origin))
 
 
 if __name__ == "__main__":
