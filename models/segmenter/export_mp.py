@@ -103,12 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    if args.graph is not None:
-        if args.ckpt is None:
-            p.error("--graph needs --ckpt")
-        hw = _parse_hw(p, args.input_size) if args.input_size else graph_size(args.graph)
+    if args.graph is not None and args.ckpt is None:
+        p.error("--graph needs --ckpt")
+    if args.input_size:
+        hw = _parse_hw(p, args.input_size)
     else:
-        hw = _parse_hw(p, args.input_size) if args.input_size else INPUT_SIZE
+        hw = graph_size(args.graph) if args.graph is not None else INPUT_SIZE
     args.ckpt = args.ckpt or (REFINE_CKPT if args.refine_head else ckpt_for_size(hw))
     if not args.ckpt.exists():
         raise SystemExit(f"no checkpoint at {args.ckpt}: run `python -m models.segmenter.finetune` first")
