@@ -20,8 +20,22 @@ HELD_OUT_CLIPS = (
     "face-d20.mp4",
 )
 
-# Clips with faces the beauty stage is tuned on (close-ups, news-style, a 1080p desk webcam).
-BEAUTY_CLIP_PATTERNS = ("face-*.mp4", "talking-head-*.mp4", "office-talk-720p.mp4", "webcam-desk-1080p-*.mp4")
+# Clips with faces for the beauty evaluation: close-ups, news-style, 1080p desk webcams, real low-resolution webcams
+# (faces 50-100 px), office clips and upright phones.
+BEAUTY_CLIP_PATTERNS = ("face-*.mp4", "talking-head-*.mp4", "office-talk-720p.mp4", "webcam-desk-1080p-*.mp4",
+                        "webcam-lowres-*.mp4", "outdoor-sitting-360p.mp4", "office-headpose-*.mp4", "upright-*.mp4")
+
+# Held out from the beauty stage's tuning besides HELD_OUT_CLIPS. The low-resolution, office and upright clips were
+# split here before any beauty setting was tried on them: webcam-lowres-1 and -3, outdoor-sitting-360p and
+# office-headpose-male are tuning clips; the others are held out (webcam-lowres-2 and -4 come from the same
+# cameras and people as -1 and -3, the way webcam-desk-1080p-b is the twin of -a). Not used by TinySR's split.
+BEAUTY_HELD_OUT_CLIPS = HELD_OUT_CLIPS + (
+    "webcam-lowres-2.mp4",
+    "webcam-lowres-4.mp4",
+    "office-headpose-female.mp4",
+    "upright-porch-1080x1920.mp4",
+    "upright-kitchen-1080x1920.mp4",
+)
 
 # Clips the SR evaluation measures (high-resolution originals; the held-out ones are its reported figures).
 SR_EVAL_CLIPS = ("office-talk-720p.mp4", "face-s32.mp4", "webcam-desk-1080p-b.mp4", "talking-head-7.mp4")
@@ -29,6 +43,10 @@ SR_EVAL_CLIPS = ("office-talk-720p.mp4", "face-s32.mp4", "webcam-desk-1080p-b.mp
 
 def is_held_out_clip(path: Path | str) -> bool:
     return Path(path).name in HELD_OUT_CLIPS
+
+
+def is_beauty_held_out_clip(path: Path | str) -> bool:
+    return Path(path).name in BEAUTY_HELD_OUT_CLIPS
 
 
 def is_held_out_photo(path: Path | str) -> bool:
@@ -43,4 +61,5 @@ def beauty_clips(root: Path) -> tuple[list[Path], list[Path]]:
     for pattern in BEAUTY_CLIP_PATTERNS:
         found += sorted((root / "videos").glob(pattern))
     unique = sorted(set(found), key=lambda p: p.name)
-    return [p for p in unique if not is_held_out_clip(p)], [p for p in unique if is_held_out_clip(p)]
+    return ([p for p in unique if not is_beauty_held_out_clip(p)],
+            [p for p in unique if is_beauty_held_out_clip(p)])

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from tools.evaluation.edges import read_clip
-from tools.splits import beauty_clips, is_held_out_clip, is_held_out_photo
+from tools.splits import beauty_clips, is_beauty_held_out_clip, is_held_out_photo
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
 
 log = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ def print_strength_scale(det: Detector, model: Path, args: argparse.Namespace, p
 
 
 def clip_set(path: Path) -> str:
-    return "held-out" if is_held_out_clip(path) else "tuning"
+    return "held-out" if is_beauty_held_out_clip(path) else "tuning"
 
 
 def print_table_head(columns: list[str]) -> None:
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> None:
     totals = {False: Score("all tuning clips", False), True: Score("all held-out clips", True)}
     worst = {False: [0.0, 0.0], True: [0.0, 0.0]}  # blemish band kept: landmark skin region, skin-colour region
     for path in chosen:
-        score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, is_held_out_clip(path))
+        score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, is_beauty_held_out_clip(path))
         print(score.row(), flush=True)
         totals[score.held_out].merge(score)
         if score.pool.faces:
