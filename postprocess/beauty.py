@@ -62,7 +62,7 @@ def default_model_path() -> Path:
 class BeautyStage:
     """Skin smoothing of up to ``max_faces`` tracked faces; one thread, preallocated full-frame output."""
 
-    face_px = 128  # face width at the working resolution (nearest integer shrink factor >= 2: skin_ops)
+    face_px = 128  # face width at the working resolution (nearest integer shrink factor: skin_ops)
 
     def __init__(self, settings: BeautySettings | None = None, model_path: str | Path | None = None) -> None:
         self._model_path = Path(model_path) if model_path is not None else None

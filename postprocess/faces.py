@@ -3,9 +3,12 @@
 YuNet (on ONNX Runtime, :mod:`.yunet`) runs
 - on the whole frame, downscaled to ``full_long_side`` pixels, every ``full_interval`` frames (more often while
   no face is tracked) to pick up faces, and
-- on a small square crop around each tracked face every ``detect_interval`` frames to follow it.
+- on a small square crop around each tracked face every ``detect_interval`` frames to follow it (every other
+  frame while the face moves fast); a crop that misses the face brings the next whole-frame detection forward.
 Between detections the face state (box + five landmarks) glides towards the latest detection; detections
-that moved less than a dead band are ignored, so a still face gets a box that does not move at all.
+that moved less than a dead band are ignored, so a still face gets a box that does not move at all. A
+detection that hardly overlaps the face's box still follows it if it is about the face's size and less than a
+face width away: a fast head moves that far between two detections.
 Each track also carries a ``presence`` in [0, 1] that fades in and out over a few frames, so the effect never
 pops on or off when a face appears or is lost.
 """
@@ -59,6 +62,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _moved_face(det: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a detection that hardly overlaps ``box`` is still the same face, moved: about its size and its
+    centre less than a face width away (a fast head moves that far between two detections)."""
+    shift = float(np.hypot(det[0] + det[2] / 2 - box[0] - box[2] / 2, det[1] + det[3] / 2 - box[1] - box[3] / 2))
+    return shift < box[2] and 0.67 < det[2] / max(box[2], 1.0) < 1.5
+
+
 def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Downscale without aliasing, cheaply: bilinear to twice the size, then INTER_AREA's fast 2:1 path.
 
@@ -110,11 +120,13 @@ class FaceTracker:
         self._next_id = 0
         self._frame = 0
         self._last_full = -(10**9)
+        self._search_now = False
 
     def reset(self) -> None:
         self._tracks.clear()
         self._frame = 0
         self._last_full = -(10**9)
+        self._search_now = False
 
     @property
     def frame_index(self) -> int:
@@ -125,14 +137,16 @@ class FaceTracker:
         i = self._frame
         live = [t for t in self._tracks if not t.lost]
         since_full = i - self._last_full
-        if (not live and since_full >= self.search_interval) or (
+        if self._search_now or (not live and since_full >= self.search_interval) or (
             len(live) < self.max_faces and since_full >= self.full_interval
         ):
             self._detect_full(frame)
         for k, track in enumerate(self._tracks):
+            if track.lost:
+                continue
             # Stagger the tracks so two faces do not both pay for a detection in the same frame.
             interval = 2 if track.moving else self.detect_interval + (k % 2)
-            if not track.lost and i - track.last_detect >= interval:
+            if i - track.last_detect >= interval:
                 self._detect_crop(frame, track)
         faces = []
         for track in self._tracks:
@@ -169,6 +183,7 @@ class FaceTracker:
 
     def _miss(self, track: _Track) -> None:
         track.misses += 1
+        self._search_now = True  # the face left its crop (or turned away): look in the whole frame next frame
         if track.misses > self.max_misses:
             track.lost = True
 
@@ -183,6 +198,7 @@ class FaceTracker:
         self._small[:] = _shrink(frame, size)
         _, rows = self._full.detect(self._small)
         self._last_full = self._frame
+        self._search_now = False
         dets = [] if rows is None else [r for r in rows]
         dets.sort(key=lambda r: -r[14])
         used = set()
@@ -192,6 +208,9 @@ class FaceTracker:
                 iou = _iou(track.target[:4], r[:4] / scale)
                 if j not in used and iou > best_iou:
                     best, best_iou = j, iou
+            if best is None:  # the face moved far since its last detection (it left its crop)
+                moved = [j for j, r in enumerate(dets) if j not in used and _moved_face(r[:4] / scale, track.target)]
+                best = moved[0] if moved else None
             if best is None:
                 if not track.lost:
                     self._miss(track)
@@ -239,7 +258,7 @@ class FaceTracker:
         det[1::2] += y0
         det[2] -= x0  # width / height are sizes, not positions
         det[3] -= y0
-        if _iou(det[:4], track.target[:4]) < 0.2:
+        if _iou(det[:4], track.target[:4]) < 0.2 and not _moved_face(det, track.target):
             self._miss(track)
             return
         self._accept(track, det.copy())

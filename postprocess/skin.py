@@ -1,6 +1,6 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
-The face region is cut out of the frame and shrunk by an integer factor ``s`` (at least 2) so that the face
+The face region is cut out of the frame and shrunk by an integer factor ``s`` (1 for faces under 192 px) so that the face
 is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
 resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
@@ -116,7 +116,9 @@ def _region_weight(region: FaceRegion, out: np.ndarray, s: int) -> np.ndarray:
 
 
 _SKIN_SPREADS = (4.0, 7.0)  # skin colour: full weight within this many spreads of the face's mean CrCb, none beyond
-_TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of this many frame pixels
+_TEXTURE_SIGMA = 2.0  # the kept finest band: detail finer than a Gaussian of this many frame pixels ...
+_TEXTURE_FACE_SHARE = 0.03  # ... or of 3 % of the face width, if less (a 52 px face of a 360p webcam: 1.6 px,
+# where 2 px would keep most of its blemish band, which lies at 1.5-3 px)
 _TEXTURE_MIN_SIGMA = 0.5  # ... and at least this many working pixels (the smallest Gaussian that still acts: a
 # large face's working grid is coarser than 2 frame pixels, and what is finer than the grid is never touched)
 # Temporal gate: a working pixel keeps its correction while its 3x3 mean luma is within _STILL_LEVELS of the
@@ -356,8 +358,9 @@ def _luma_correction(region: FaceRegion, y: np.ndarray, y_half: np.ndarray, m: n
     """The luma correction of this frame: the detail above the edge-preserving base removed (less the share of
     the finest band kept), mid-tones lifted, small dark spots filled; all weighted by the skin mask ``m``."""
     base = guided_filter(y, max(1.0, p.radius * region.face_w), p.eps, y_half)
-    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels, at least 0.5 working pixels
-        sigma = max(_TEXTURE_MIN_SIGMA, _TEXTURE_SIGMA / region.scale)
+    if p.texture > 0:  # (1 - t) y + t G(y) - base; G: a Gaussian of 2 frame pixels (less on small faces)
+        frame_sigma = min(_TEXTURE_SIGMA, _TEXTURE_FACE_SHARE * region.face_w * region.scale)
+        sigma = max(_TEXTURE_MIN_SIGMA, frame_sigma / region.scale)
         detail = cv2.addWeighted(y, 1.0 - p.texture, cv2.GaussianBlur(y, (0, 0), sigma), p.texture, 0.0)
         detail -= base
     else:

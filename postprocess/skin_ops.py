@@ -66,7 +66,7 @@ def guided_filter(image: np.ndarray, radius: float, eps: float, small: np.ndarra
 
 
 def working_scale(face_width: float, face_px: int, previous: int = 0) -> int:
-    """The integer shrink factor (at least 2) that brings the face nearest to ``face_px`` pixels wide. The
+    """The integer shrink factor (1 or more) that brings the face nearest to ``face_px`` pixels wide. The
     track's ``previous`` factor is kept until the face is 15 % of a step past the halfway point: a face whose
     width sits there would otherwise switch back and forth (each switch moves the temporal state onto a new
     grid, ``skin.SkinFilter``).
@@ -78,9 +78,9 @@ def working_scale(face_width: float, face_px: int, previous: int = 0) -> int:
     0.16 ms at 4x.)
     """
     ideal = max(face_width, 1.0) / face_px
-    if previous >= 2 and abs(ideal - previous) < 0.5 + _SCALE_HYSTERESIS:
+    if previous >= 1 and abs(ideal - previous) < 0.5 + _SCALE_HYSTERESIS:
         return previous
-    return max(2, round(ideal))
+    return max(1, round(ideal))
 
 
 _SCALE_HYSTERESIS = 0.15  # in steps of the factor

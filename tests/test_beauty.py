@@ -312,15 +312,16 @@ def test_skin_colour_region_drops_large_non_skin_areas_and_keeps_blemishes() -> 
 def test_a_1080p_face_is_worked_on_finer_than_the_blemish_band(frames: list[np.ndarray]) -> None:
     """A 1080p webcam face (about 350 px) is shrunk 3x to about 117 px at the working resolution, not 4x to 87 px
     (a grid of 4 frame pixels, coarser than the finer half of the blemish band); every face size is worked on at
-    80-125 % of ``face_px`` (factor 2 at least, so faces under 2.5 ``face_px`` are finer)."""
+    80-125 % of ``face_px`` from 2.5 ``face_px`` up; a small face (a 360p webcam's, 50-100 px) is worked on at
+    the frame's own resolution, where the blemish band (1.5-3 frame pixels) is not below the working grid."""
     from vcam.postprocess.faces import Face
     from vcam.postprocess.skin import FaceRegion
 
     px = BeautyStage.face_px
-    for width in range(120, 1400, 7):
+    for width in range(40, 1400, 7):
         face = Face(np.array([100, 100, width, 1.3 * width], np.float32), np.zeros((5, 2), np.float32), 1.0, 0)
         region = FaceRegion(face, (3000, 3000, 3), px)
-        assert region.scale >= 2
+        assert region.scale == (1 if width < 1.5 * px else max(2, round(width / px)))
         if width >= 2.5 * px:
             assert 0.8 * px <= region.face_w <= 1.25 * px, (width, region.scale)
     face = Face(np.array([100, 100, 350, 460], np.float32), np.zeros((5, 2), np.float32), 1.0, 0)
@@ -389,3 +390,41 @@ def test_no_flicker_when_the_working_scale_changes(frames: list[np.ndarray]) -> 
         assert d_out <= 1.5 * d_in, (k, d_out / d_in)
     d_out, d_in = np.sum([change(k) for k in list(range(6, 11)) + list(range(12, 23)) + list(range(24, 30))], axis=0)
     assert d_out <= 1.05 * d_in, d_out / d_in
+
+
+# -- small faces and fast heads ----------------------------------------------------------------------------------
+
+
+def test_a_small_face_of_a_low_resolution_webcam_is_evened(frames: list[np.ndarray]) -> None:
+    """The demo frames shrunk to 320x180 (a face of about 60 px, as from a 360p webcam): the blemish band is
+    at 1.5-3 frame pixels there, so the face is worked on at the frame's resolution and the kept finest band is
+    narrower than 2 pixels. Most of the band goes, the finest texture stays."""
+    small = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in frames[:20]]
+    stage = BeautyStage(ON, model_path=yunet_path())
+    out = run(stage, small)
+    det = max(Detector(yunet_path())(small[-1]), key=lambda d: d[2])
+    assert 40 <= det[2] <= 90, det[2]
+    region = skin_region(small[-1].shape, det)
+    yb, ya = luma(small[-1]), luma(out)
+    mid = (mid_band(ya, det[2], region)[region] ** 2).sum() / (mid_band(yb, det[2], region)[region] ** 2).sum()
+    fine = (fine_band(ya)[region] ** 2).sum() / (fine_band(yb)[region] ** 2).sum()
+    assert mid <= 0.55, mid
+    assert fine >= 0.75, fine
+
+
+def test_a_head_that_moves_most_of_its_width_between_detections_keeps_its_track(frames: list[np.ndarray]) -> None:
+    """A head that jumps 70 % of its width (a fast turn on a low-frame-rate webcam) hardly overlaps its last box:
+    the same track follows it to the new place within a few frames, instead of losing it and fading the effect
+    out and in again."""
+    stage = BeautyStage(ON, model_path=yunet_path())
+    for _ in range(12):
+        stage.process(frames[10])
+    (face,) = stage.faces
+    shift = int(0.7 * face.box[2])
+    moved = np.ascontiguousarray(np.roll(frames[10], -shift, axis=1))
+    for _ in range(8):
+        stage.process(moved)
+    (after,) = stage.faces
+    assert after.track_id == face.track_id
+    assert after.presence == 1.0
+    assert abs(after.box[0] - (face.box[0] - shift)) < 0.1 * face.box[2], (after.box, face.box, shift)
