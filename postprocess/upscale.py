@@ -27,6 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
+from .soft_input import SOFT_BELOW, SoftInputGate
+
 log = logging.getLogger(__name__)
 
 __all__ = ["AUTO_MAX_PIXELS", "CONTEXT", "OTHER_STAGES_MS", "UpscaleSettings", "Upscaler", "default_model_path",
@@ -54,9 +56,9 @@ class UpscaleSettings(BaseModel):
     mode: Literal["off", "auto", "on"] = Field(
         "auto",
         description="Learned 2x super-resolution (then a plain resize to the output size): off = plain resize; "
-        "auto = when the camera frame is smaller than the output in both dimensions, has at most auto_max_pixels "
-        "and SR's cost measured on this machine fits frame_budget_ms with the other stages; on = whenever the "
-        "output is larger in either dimension",
+        "auto = when the camera frame is smaller than the output in both dimensions, has at most auto_max_pixels, "
+        "SR's cost measured on this machine fits frame_budget_ms with the other stages and the picture is not "
+        "too soft for it (soft_fallback); on = whenever the output is larger in either dimension",
     )
     auto_max_pixels: int = Field(
         AUTO_MAX_PIXELS, ge=0,
@@ -69,6 +71,12 @@ class UpscaleSettings(BaseModel):
         description="auto mode: SR runs only when its cost measured on this machine plus the other stages' stays "
         "under this many CPU ms per frame (a 30 fps frame has 33 ms; the rest is left to capture, encoding and "
         "the sinks); otherwise a plain resize",
+    )
+    soft_fallback: bool = Field(
+        True,
+        description="auto mode: a camera whose picture holds almost no detail finer than two pixels and no noise "
+        "(a soft lens, heavy in-camera smoothing) is upscaled with bicubic instead of super-resolution, which "
+        "would add sharpness the scene never had (and loses to bicubic on such frames)",
     )
     person_only: bool = Field(
         True, description="With a person mask, run SR only on the person's box and upscale the rest cheaply"
@@ -140,6 +148,8 @@ class Upscaler:
         # How Cr/Cb (and Y outside the person's box) are upscaled 2x: bilinear by default (see docs/sr.md for
         # what a better filter would gain); the evaluation compares others.
         self.chroma_interpolation = cv2.INTER_LINEAR
+        self.soft_gate = SoftInputGate()  # auto mode: whether the camera's picture is too soft for SR
+        self._logged_soft: bool | None = None
 
     # -- stage contract --------------------------------------------------------------------------------------
 
@@ -148,8 +158,9 @@ class Upscaler:
         self.settings = settings
 
     def reset(self) -> None:
-        """Drop temporal state (the person box kept between frames)."""
+        """Drop temporal state (the person box kept between frames, the soft-picture measurement)."""
         self._prev_box = None
+        self.soft_gate.reset()
 
     def process(self, frame: np.ndarray, mask: np.ndarray | None = None,
                 out_size: tuple[int, int] = (1280, 720)) -> np.ndarray:
@@ -160,6 +171,9 @@ class Upscaler:
         self.last_box = None
         if h % 2 or w % 2 or not self._sr_wanted(w, h, out_w, out_h):
             return self._resize(frame, out_size)
+        if self.settings.mode == "auto" and self.settings.soft_fallback and self._too_soft(frame):
+            self._out = _buffer(self._out, (out_h, out_w, 3), np.uint8)
+            return cv2.resize(frame, out_size, dst=self._out, interpolation=cv2.INTER_CUBIC)
         return self._process_sr(frame, mask, out_size)
 
     # -- internals -------------------------------------------------------------------------------------------
@@ -205,6 +219,14 @@ class Upscaler:
         if previous is not None and previous != (w, h):
             return False
         return self._fits_budget(w, h)
+
+    def _too_soft(self, frame: np.ndarray) -> bool:
+        soft = self.soft_gate.check(frame)
+        if soft != self._logged_soft:
+            self._logged_soft = soft
+            log.info("super-resolution (auto) %s: the camera's finest-band energy is %.2f (soft below %.1f)",
+                     "off, bicubic upscale" if soft else "on", self.soft_gate.energy or 0.0, SOFT_BELOW)
+        return soft
 
     def _fits_budget(self, w: int, h: int) -> bool:
         """Whether 2x SR of w x h frames plus the other stages stays within the frame budget: SR's cost is

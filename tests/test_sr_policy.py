@@ -1,5 +1,6 @@
 """The SR policy of the upscale stage in ``auto`` mode: 2x SR only where its measured cost fits the frame budget
-together with the other stages, its cost measured once and scaled by pixels, on steady frame sizes; otherwise a plain resize. The cost measurement is
+together with the other stages (its cost measured once and scaled by pixels), on steady frame sizes, and on
+pictures not too soft for it; otherwise a plain resize (bicubic for a soft picture). The cost measurement is
 injected (no clock in these tests)."""
 
 from __future__ import annotations
@@ -25,10 +26,16 @@ class Probe:
         return self.ms_at_360p * w * h / (640 * 360)
 
 
+def textured(h: int, w: int) -> np.ndarray:
+    """Blurred noise with a webcam's amount of fine detail (finest-band energy ~5, over the soft-picture gate's
+    2.7: SR is not ruled out for softness)."""
+    rng = np.random.default_rng(3)
+    return cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 1.5)
+
+
 @pytest.fixture(scope="module")
 def frame() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    return cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (0, 0), 2.0)
+    return textured(360, 640)
 
 
 def plain(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,7 +75,7 @@ def test_the_other_stages_count(frame: np.ndarray) -> None:
 
 def test_portrait_crop_upscaled_by_less_than_2x_is_sr_then_resized_only_within_budget() -> None:
     # a 720x404 strip of an upright phone for a 1280x720 output (1.78x): SR costs 1.26x the 360p figure
-    strip = np.full((404, 720, 3), 128, np.uint8)
+    strip = textured(404, 720)
     cheap = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(6.0))
     out = cheap.process(strip, None, out_size=(1280, 720))
     assert cheap.last_box == (0, 0, 720, 404) and out.shape == (720, 1280, 3)  # 2x to 1440x808, then resized
@@ -119,7 +126,7 @@ def test_a_size_that_changes_every_frame_is_resized_plainly_then_sr_once_it_hold
     sizes = [(640, 360), (648, 364), (656, 368), (664, 372), (664, 372)]
     boxes = []
     for w, h in sizes:
-        up.process(np.full((h, w, 3), 128, np.uint8), None, out_size=(1280, 720))
+        up.process(textured(h, w), None, out_size=(1280, 720))
         boxes.append(up.last_box)
     assert boxes[0] == (0, 0, 640, 360)  # the first frame: nothing to compare with
     assert boxes[1:4] == [None, None, None]  # zooming: plain resize
@@ -133,8 +140,51 @@ def test_the_cost_scales_with_pixels_across_sizes() -> None:
     for ms, expected in ((6.0, (0, 0, 720, 404)), (8.0, None)):
         probe = Probe(ms)
         up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=probe)
-        up.process(np.full((360, 640, 3), 128, np.uint8), None, out_size=(1280, 720))
-        strip = np.full((404, 720, 3), 128, np.uint8)
+        up.process(textured(360, 640), None, out_size=(1280, 720))
+        strip = textured(404, 720)
         up.process(strip, None, out_size=(1280, 720))  # a new size: resized plainly this frame
         up.process(strip, None, out_size=(1280, 720))
         assert up.last_box == expected and probe.calls == [(640, 360)]
+
+
+# -- a picture too soft for SR ----------------------------------------------------------------------------------
+
+
+def test_the_soft_gate_switches_on_the_smoothed_energy_with_a_margin() -> None:
+    from vcam.postprocess.soft_input import SHARP_ABOVE, SOFT_BELOW, SoftInputGate
+
+    assert (SOFT_BELOW, SHARP_ABOVE) == (2.5, 2.7)
+    gate = SoftInputGate(smoothing=0.5)
+    assert gate.observe(2.0) is True  # the first measurement decides alone
+    assert gate.observe(2.65) is True  # smoothed 2.325
+    assert gate.observe(3.2) is False  # smoothed 2.7625: over 2.7
+    gate = SoftInputGate(smoothing=0.5)
+    gate.observe(2.0)
+    for _ in range(10):
+        gate.observe(2.6)  # between the two thresholds: stays soft for good
+    assert gate.soft
+    for _ in range(10):
+        gate.observe(4.0)
+    assert not gate.soft
+    for _ in range(10):
+        gate.observe(2.6)  # and from sharp, the same figure keeps it sharp
+    assert not gate.soft
+
+
+def test_auto_upscales_a_soft_clean_picture_with_bicubic(frame: np.ndarray) -> None:
+    rng = np.random.default_rng(4)
+    soft = cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (0, 0), 2.5)
+    up = Upscaler(UpscaleSettings(mode="auto", person_only=False), cost_probe=Probe(5.0))
+    for _ in range(3):
+        out = up.process(soft, None, out_size=(1280, 720))
+        assert up.last_box is None
+        assert np.array_equal(out, cv2.resize(soft, (1280, 720), interpolation=cv2.INTER_CUBIC))
+    up.reset()  # a new camera: measured again, and this one gets SR
+    up.process(frame, None, out_size=(1280, 720))
+    assert up.last_box == (0, 0, 640, 360)
+    # mode "on", or the fallback switched off: SR on the soft picture too
+    for settings in (UpscaleSettings(mode="on", person_only=False),
+                     UpscaleSettings(mode="auto", person_only=False, soft_fallback=False)):
+        forced = Upscaler(settings, cost_probe=Probe(5.0))
+        forced.process(soft, None, out_size=(1280, 720))
+        assert forced.last_box == (0, 0, 640, 360)

@@ -2,12 +2,15 @@
 
     python -m tools.evaluation.sr                  # prints the table
     python -m tools.evaluation.sr --write-card     # ...and stores the figures in models/sr/tinysr_x2.json
+    python -m tools.evaluation.sr --soft-check     # the soft-picture gate's figure against SR's gain, per frame
 
 Held-out frames: every 10th frame of the clips in ``models.sr.data.HELD_OUT_CLIPS`` (1280x720, never
 trained on), downscaled 2x to 640x360 in two ways: ``webcam`` (the training degradation: blur, area/bicubic/
 bilinear downscale, noise, JPEG; one seeded draw per frame) and ``clean`` (area downscale only). Each is
 upscaled back to 1280x720 by the stage (SR, whole frame), cv2 bicubic and cv2 bilinear; PSNR and SSIM are on
-the BT.601 luma of the BGR outputs against the original frame.
+the BT.601 luma of the BGR outputs against the original frame. ``auto`` is the stage as the daemon runs it in
+auto mode with its cost budget left out: SR, or bicubic while the soft-picture gate (``soft_input``) finds the
+picture too soft; one stage per clip and protocol, fed that clip's frames in turn, measuring each one.
 
 Temporal stability: 60 consecutive frames per held-out clip, one degradation draw per clip with fresh noise
 per frame (like one camera). "Still" pixels are those whose original luma changes by less than 1 level
@@ -108,10 +111,13 @@ def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step
     for clip in SR_EVAL_CLIPS:
         scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {"clean": {}, "webcam": {}}
         frames = clip_frames(root, clip, step, limit)
+        autos = {cond: auto_stage(upscaler) for cond in scores}
         for hr in frames:
             hr_y = luma(hr)
             lows = {"clean": downscale_clean(hr), "webcam": degrade(hr, DegradeParams.draw(rng), rng)}
             for cond, lr in lows.items():
+                stage = autos[cond]
+                fns["auto"] = lambda lr: stage.process(lr, None, out_size=(2 * lr.shape[1], 2 * lr.shape[0])).copy()
                 for name, fn in fns.items():
                     out = fn(lr)
                     out_y = luma(out)
@@ -123,6 +129,49 @@ def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step
                                          "psnr_crcb": float(np.mean([v[2] for v in vals]))}
                                   for name, vals in per.items()}
     return result
+
+
+def auto_stage(upscaler: Upscaler) -> Upscaler:
+    """The stage in auto mode with ``upscaler``'s model, its cost budget out of the way, the soft-picture gate
+    measuring every frame (the evaluation's frames are 10 camera frames apart)."""
+    stage = Upscaler(UpscaleSettings(mode="auto", person_only=False, frame_budget_ms=1e6),
+                     model_path=upscaler._model_path, cost_probe=lambda w, h: 0.0)
+    stage.soft_gate.every = 1
+    return stage
+
+
+def soft_check(root: Path, upscaler: Upscaler, step: int = 10, limit: int = 8, seed: int = 1234) -> str:
+    """Per frame of every clip whose short side is at least 480 px (clean and webcam-degraded 2x downscales):
+    the soft-picture gate's finest-band energy of the low-resolution frame against SR's PSNR-Y gain over bicubic;
+    the frames under 3, and counts by the gate's thresholds, for the clips SR was trained on and the held-out ones."""
+    from vcam.postprocess.soft_input import SOFT_BELOW, fine_energy
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for path in sorted((root / "videos").glob("*.mp4")):
+        frames = clip_frames(root, path.name, step, limit)
+        if not frames or min(frames[0].shape[:2]) < 480:
+            continue
+        for hr in frames:
+            hr_y = luma(hr)
+            for cond, lr in (("clean", downscale_clean(hr)), ("webcam", degrade(hr, DegradeParams.draw(rng), rng))):
+                sr = psnr(luma(upscaler.process(lr, None, out_size=(2 * lr.shape[1], 2 * lr.shape[0]))), hr_y)
+                bic = psnr(luma(cv2.resize(lr, (2 * lr.shape[1], 2 * lr.shape[0]), interpolation=cv2.INTER_CUBIC)),
+                           hr_y)
+                rows.append((is_held_out_clip(path.name), path.stem, cond, fine_energy(lr), sr - bic))
+    lines = ["| set | clip | protocol | finest-band energy | SR - bicubic (dB) |", "|---|---|---|---|---|"]
+    for held, clip, cond, energy, gain in sorted(rows, key=lambda r: (r[0], r[3])):
+        if energy < 3.0:
+            lines.append(f"| {'held-out' if held else 'trained on'} | {clip} | {cond} | {energy:.2f} | {gain:+.2f} |")
+    lines += ["", "| set | frames | under the gate's threshold: frames, SR lost | from it to 3: frames, SR lost |",
+              "|---|---|---|---|"]
+    for held in (False, True):
+        sel = [r for r in rows if r[0] == held]
+        low = [r for r in sel if r[3] < SOFT_BELOW]
+        mid = [r for r in sel if SOFT_BELOW <= r[3] < 3.0]
+        lines.append(f"| {'held-out' if held else 'trained on'} | {len(sel)} | {len(low)}, {sum(r[4] < 0 for r in low)} "
+                     f"| {len(mid)}, {sum(r[4] < 0 for r in mid)} |")
+    return "\n".join(lines)
 
 
 def quality_table(q: dict) -> str:
@@ -397,6 +446,8 @@ def main() -> None:
                    help="time each function N calls in a row per turn (warm caches) instead of 1 (default)")
     p.add_argument("--quality-only", action="store_true", help="only the per-clip PSNR/SSIM table (both protocols)")
     p.add_argument("--frames", type=int, default=12, help="frames per clip for the per-clip table")
+    p.add_argument("--soft-check", action="store_true",
+                   help="print the soft-picture gate's figure against SR's gain over bicubic, per frame")
     p.add_argument("--baseline", metavar="REV",
                    help="also time the stage and model of this git revision in the same round-robin (old vs new)")
     args = p.parse_args()
@@ -411,6 +462,9 @@ def main() -> None:
             _update_card(args.model, {key: {**s, "stat": SPEED_STAT, "command": _command(args)}})
         return
     upscaler = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
+    if args.soft_check:
+        print(soft_check(args.data, upscaler))
+        return
     chroma = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
     chroma.chroma_interpolation = cv2.INTER_CUBIC
     q = quality(args.data, upscaler, chroma, step=args.step, limit=args.frames)
