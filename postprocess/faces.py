@@ -201,23 +201,35 @@ class FaceTracker:
         self._search_now = False
         dets = [] if rows is None else [r for r in rows]
         dets.sort(key=lambda r: -r[14])
-        used = set()
-        for track in self._tracks:
+        boxes = [r[:4] / scale for r in dets]
+        used: set[int] = set()
+        matches: dict[int, int] = {}  # track index -> detection index
+        for k, track in enumerate(self._tracks):
             best, best_iou = None, 0.3
-            for j, r in enumerate(dets):
-                iou = _iou(track.target[:4], r[:4] / scale)
+            for j, box in enumerate(boxes):
+                iou = _iou(track.target[:4], box)
                 if j not in used and iou > best_iou:
                     best, best_iou = j, iou
-            if best is None:  # the face moved far since its last detection (it left its crop)
-                moved = [j for j, r in enumerate(dets) if j not in used and _moved_face(r[:4] / scale, track.target)]
-                best = moved[0] if moved else None
-            if best is None:
+            if best is not None:
+                matches[k] = best
+                used.add(best)
+        # Then the faces that moved far since their last detection (they left their crop): the nearest detection
+        # of about their size that no other face has taken.
+        for k, track in enumerate(self._tracks):
+            if k in matches:
+                continue
+            moved = [j for j, box in enumerate(boxes) if j not in used and _moved_face(box, track.target)]
+            if moved:
+                centre = track.target[:2] + track.target[2:4] / 2
+                matches[k] = min(moved, key=lambda j: float(np.hypot(*(boxes[j][:2] + boxes[j][2:4] / 2 - centre))))
+                used.add(matches[k])
+        for k, track in enumerate(self._tracks):
+            if k not in matches:
                 if not track.lost:
                     self._miss(track)
             else:
-                used.add(best)
                 track.last_detect = self._frame
-                self._accept(track, (dets[best][:_STATE] / scale).astype(np.float32))
+                self._accept(track, (dets[matches[k]][:_STATE] / scale).astype(np.float32))
         for j, r in enumerate(dets):
             if j in used or sum(not t.lost for t in self._tracks) >= self.max_faces:
                 continue

@@ -5,7 +5,8 @@
     python -m tools.evaluation.beauty --coverage      # where the blemish band left sits (by the stage's mask)
 
 Faces come from ``../shared/data/unlabelled-people/images`` (photos where YuNet finds a face at least
-``--min-face`` pixels wide) and from frames of ``../shared/data/videos/`` (face-*.mp4, talking-head-*.mp4).
+``--min-face`` pixels wide) and from frames of the clips of ``../shared/data/videos/`` that
+``tools.splits.BEAUTY_CLIP_PATTERNS`` names (tuning and held-out clips: ``tools.splits``).
 
 Measurement region: an independent *skin region* per face, built here from a fresh full-frame YuNet detection of
 the input (not from the stage's own colour mask): the inner face ellipse minus eyes+brows, lips and nostrils
@@ -446,7 +447,8 @@ def print_cost(model: Path, settings: BeautySettings) -> None:
           + ", ".join(f"{k} {v:.2f} ms" for k, v in det.items()))
     print(f"cost (CPU ms per frame, one thread, best of 5 passes; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs when measured):")
-    for path in (DEMO, DATA / "videos" / "face-s32.mp4", DATA / "videos" / "webcam-desk-1080p-a.mp4"):
+    for path in (DEMO, DATA / "videos" / "face-s32.mp4", DATA / "videos" / "webcam-desk-1080p-a.mp4",
+                 DATA / "videos" / "webcam-lowres-1.mp4"):
         c = measure_cost(model, settings, path, 150)
         per_face = (c["ms_frame"] - c["ms_copy"]) / max(c["faces_per_frame"], 1e-9)
         print(f"  {path.name} {c['shape'][1]}x{c['shape'][0]}: {c['ms_frame']:.2f} ms/frame (median pass "
