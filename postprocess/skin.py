@@ -1,8 +1,8 @@
 """Texture-preserving skin smoothing of one face (the per-face work of the beauty stage).
 
-The face region is cut out of the frame and shrunk by an integer factor ``s`` (1 for faces under 192 px) so that the face
-is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at any camera
-resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
+The face region is cut out of the frame and shrunk by an integer factor ``s`` (1 for faces under 192 px) so
+that the face is about ``face_px`` pixels wide: the "working resolution", where the cost per face is the same at
+any camera resolution. Everything is computed there (the mask and the tone at half of it) and the result is a smooth
 *correction* ``C`` that is upsampled and added to the full-resolution pixels of the region:
 
     Y    = working-resolution luma            B = fast guided filter of Y (edge-preserving base)

@@ -116,10 +116,9 @@ def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step
             hr_y = luma(hr)
             lows = {"clean": downscale_clean(hr), "webcam": degrade(hr, DegradeParams.draw(rng), rng)}
             for cond, lr in lows.items():
-                stage = autos[cond]
-                fns["auto"] = lambda lr: stage.process(lr, None, out_size=(2 * lr.shape[1], 2 * lr.shape[0])).copy()
-                for name, fn in fns.items():
-                    out = fn(lr)
+                outs = {name: fn(lr) for name, fn in fns.items()}
+                outs["auto"] = autos[cond].process(lr, None, out_size=(2 * lr.shape[1], 2 * lr.shape[0])).copy()
+                for name, out in outs.items():
                     out_y = luma(out)
                     scores[cond].setdefault(name, []).append((psnr(out_y, hr_y), ssim(out_y, hr_y), chroma_psnr(out, hr)))
         result[clip] = {"frames": len(frames), "held_out": is_held_out_clip(clip), "size": list(frames[0].shape[1::-1])}
@@ -169,8 +168,9 @@ def soft_check(root: Path, upscaler: Upscaler, step: int = 10, limit: int = 8, s
         sel = [r for r in rows if r[0] == held]
         low = [r for r in sel if r[3] < SOFT_BELOW]
         mid = [r for r in sel if SOFT_BELOW <= r[3] < 3.0]
-        lines.append(f"| {'held-out' if held else 'trained on'} | {len(sel)} | {len(low)}, {sum(r[4] < 0 for r in low)} "
-                     f"| {len(mid)}, {sum(r[4] < 0 for r in mid)} |")
+        name = "held-out" if held else "trained on"
+        lines.append(f"| {name} | {len(sel)} | {len(low)}, {sum(r[4] < 0 for r in low)} | "
+                     f"{len(mid)}, {sum(r[4] < 0 for r in mid)} |")
     return "\n".join(lines)
 
 
