@@ -297,10 +297,22 @@ def measure_pair(stage: BeautyStage, det: Detector, warm: list[np.ndarray], pair
         score.still[1] += int(region.sum())
 
 
+def upscaled(frames: list[np.ndarray], height: int) -> list[np.ndarray]:
+    """Frames smaller than ``height`` enlarged to it (bilinear, even width), as the upscale stage's plain resize
+    hands a low-resolution camera's frame to the beauty stage in the daemon."""
+    h, w = frames[0].shape[:2]
+    if h >= height:
+        return frames
+    size = (round(w * height / h) // 2 * 2, height)
+    return [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
+
+
 def measure_clip(stage: BeautyStage, det: Detector, path: Path, max_frames: int, every: int, warmup: int,
-                 held_out: bool) -> Score:
+                 held_out: bool, upscale_to: int = 0) -> Score:
     """Every ``every`` frames: ``warmup`` frames of warm-up from a reset stage, then one measured pair."""
     frames = read_clip(path, max_frames)
+    if upscale_to:
+        frames = upscaled(frames, upscale_to)
     score = Score(path.stem, held_out)
     for i in range(warmup, len(frames) - 1, every):
         measure_pair(stage, det, frames[i - warmup:i], (frames[i], frames[i + 1]), score)
@@ -598,6 +610,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", choices=["all", "tuning", "held-out"], default="all", help="which clips")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
+    ap.add_argument("--upscale-to", type=int, default=0, metavar="H",
+                    help="enlarge clips lower than H pixels to H (bilinear) before the stage, as the daemon does for "
+                    "a small camera and an H-pixel-high output")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cv2.setNumThreads(1)
@@ -624,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"beauty stage, preset={args.preset} strength={args.strength}; steady state: {args.warmup} frames of "
           f"warm-up from a reset stage before each measured pair, a pair every {args.every} frames of the first "
-          f"{args.clip_frames}")
+          f"{args.clip_frames}" + (f"; clips enlarged to {args.upscale_to} px high first" if args.upscale_to else ""))
     print("| source | set | faces | fine kept | blemish band kept (skin) | blemish band kept (skin colour) | "
           "plain band-pass kept | shimmer on still skin (out/in) | still share of the skin | "
           "outside faces changed > 2 | ms per face |")
@@ -632,7 +647,8 @@ def main(argv: list[str] | None = None) -> None:
     totals = {False: Score("all tuning clips", False), True: Score("all held-out clips", True)}
     worst = {False: [0.0, 0.0], True: [0.0, 0.0]}  # blemish band kept: landmark skin region, skin-colour region
     for path in chosen:
-        score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup, is_beauty_held_out_clip(path))
+        score = measure_clip(stage, det, path, args.clip_frames, args.every, args.warmup,
+                             is_beauty_held_out_clip(path), args.upscale_to)
         print(score.row(), flush=True)
         totals[score.held_out].merge(score)
         if score.pool.faces:
