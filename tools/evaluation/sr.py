@@ -134,7 +134,7 @@ def auto_stage(upscaler: Upscaler) -> Upscaler:
     """The stage in auto mode with ``upscaler``'s model, its cost budget out of the way, the soft-picture gate
     measuring every frame (the evaluation's frames are 10 camera frames apart)."""
     stage = Upscaler(UpscaleSettings(mode="auto", person_only=False, frame_budget_ms=1e6),
-                     model_path=upscaler._model_path, cost_probe=lambda w, h: 0.0)
+                     model_path=upscaler.model_path, cost_probe=lambda w, h: 0.0)
     stage.soft_gate.every = 1
     return stage
 
