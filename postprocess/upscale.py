@@ -151,11 +151,6 @@ class Upscaler:
         self.soft_gate = SoftInputGate()  # auto mode: whether the camera's picture is too soft for SR
         self._logged_soft: bool | None = None
 
-    @property
-    def model_path(self) -> Path:
-        """The TinySR model this stage runs."""
-        return self._model_path
-
     # -- stage contract --------------------------------------------------------------------------------------
 
     def configure(self, settings: UpscaleSettings) -> None:

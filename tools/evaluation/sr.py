@@ -101,7 +101,7 @@ def chroma_psnr(out: np.ndarray, hr: np.ndarray) -> float:
 
 
 def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step: int = 10, limit: int = 12,
-            seed: int = 1234) -> dict:
+            seed: int = 1234, model: Path | None = None) -> dict:
     """PSNR-Y, SSIM-Y and chroma PSNR per clip, condition and method (means over the clip's frames).
 
     ``clean``: a 2x area downscale; ``webcam``: one seeded draw of the training degradation per frame."""
@@ -111,7 +111,7 @@ def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step
     for clip in SR_EVAL_CLIPS:
         scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {"clean": {}, "webcam": {}}
         frames = clip_frames(root, clip, step, limit)
-        autos = {cond: auto_stage(upscaler) for cond in scores}
+        autos = {cond: auto_stage(model or shipped_model_path()) for cond in scores}
         for hr in frames:
             hr_y = luma(hr)
             lows = {"clean": downscale_clean(hr), "webcam": degrade(hr, DegradeParams.draw(rng), rng)}
@@ -130,11 +130,11 @@ def quality(root: Path, upscaler: Upscaler, chroma: Upscaler | None = None, step
     return result
 
 
-def auto_stage(upscaler: Upscaler) -> Upscaler:
-    """The stage in auto mode with ``upscaler``'s model, its cost budget out of the way, the soft-picture gate
-    measuring every frame (the evaluation's frames are 10 camera frames apart)."""
+def auto_stage(model: Path) -> Upscaler:
+    """The stage in auto mode with ``model``, its cost budget out of the way, the soft-picture gate measuring
+    every frame (the evaluation's frames are 10 camera frames apart)."""
     stage = Upscaler(UpscaleSettings(mode="auto", person_only=False, frame_budget_ms=1e6),
-                     model_path=upscaler.model_path, cost_probe=lambda w, h: 0.0)
+                     model_path=model, cost_probe=lambda w, h: 0.0)
     stage.soft_gate.every = 1
     return stage
 
@@ -467,7 +467,7 @@ def main() -> None:
         return
     chroma = Upscaler(UpscaleSettings(mode="on", person_only=False), model_path=args.model)
     chroma.chroma_interpolation = cv2.INTER_CUBIC
-    q = quality(args.data, upscaler, chroma, step=args.step, limit=args.frames)
+    q = quality(args.data, upscaler, chroma, step=args.step, limit=args.frames, model=args.model)
     if args.quality_only:
         print(quality_table(q))
         if args.json:
