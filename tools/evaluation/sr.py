@@ -146,6 +146,7 @@ def soft_check(root: Path, upscaler: Upscaler, step: int = 10, limit: int = 8, s
     from vcam.postprocess.soft_input import SOFT_BELOW, fine_energy
 
     rng = np.random.default_rng(seed)
+    fns = methods(upscaler)
     rows = []
     for path in sorted((root / "videos").glob("*.mp4")):
         frames = clip_frames(root, path.name, step, limit)
@@ -154,10 +155,8 @@ def soft_check(root: Path, upscaler: Upscaler, step: int = 10, limit: int = 8, s
         for hr in frames:
             hr_y = luma(hr)
             for cond, lr in (("clean", downscale_clean(hr)), ("webcam", degrade(hr, DegradeParams.draw(rng), rng))):
-                sr = psnr(luma(upscaler.process(lr, None, out_size=(2 * lr.shape[1], 2 * lr.shape[0]))), hr_y)
-                bic = psnr(luma(cv2.resize(lr, (2 * lr.shape[1], 2 * lr.shape[0]), interpolation=cv2.INTER_CUBIC)),
-                           hr_y)
-                rows.append((is_held_out_clip(path.name), path.stem, cond, fine_energy(lr), sr - bic))
+                gain = psnr(luma(fns["sr"](lr)), hr_y) - psnr(luma(fns["bicubic"](lr)), hr_y)
+                rows.append((is_held_out_clip(path.name), path.stem, cond, fine_energy(lr), gain))
     lines = ["| set | clip | protocol | finest-band energy | SR - bicubic (dB) |", "|---|---|---|---|---|"]
     for held, clip, cond, energy, gain in sorted(rows, key=lambda r: (r[0], r[3])):
         if energy < 3.0:
