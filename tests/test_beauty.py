@@ -306,6 +306,24 @@ def test_skin_colour_region_drops_large_non_skin_areas_and_keeps_blemishes() -> 
     assert colour[20:140, 20:180].mean() > 0.99
 
 
+def test_consensus_reference_averages_the_matched_detections(frames: list[np.ndarray]) -> None:
+    """The evaluation's steadier reference face: the mean of the detections at several scales, matched to the
+    first scale's face; at one scale it is that detection."""
+    from tools.evaluation.beauty import ConsensusDetector
+
+    frame = frames[5]
+    single = Detector(yunet_path())(frame)
+    assert len(single) == 1
+    one = ConsensusDetector(yunet_path(), [1.0])(frame)
+    assert len(one) == 1 and np.array_equal(one[0], single[0])
+    scales = [1.0, 0.8, 1.25]
+    each = [max(Detector(yunet_path(), rescale=f)(frame), key=lambda d: d[2]) for f in scales]
+    mean = ConsensusDetector(yunet_path(), scales)(frame)
+    assert len(mean) == 1
+    np.testing.assert_allclose(mean[0], np.mean(each, axis=0), rtol=1e-5)
+    assert np.abs(each[1] - each[0]).max() > 0.5  # the scales do give different detections
+
+
 # -- guards: large faces (1080p) and a face whose size crosses a working-scale step ---------------------------
 
 

@@ -3,6 +3,7 @@
     python -m tools.evaluation.beauty                  # the table (docs/beauty.md quotes it)
     python -m tools.evaluation.beauty --grid docs/img/beauty_grid.jpg   # before/after grid for the docs
     python -m tools.evaluation.beauty --coverage      # where the blemish band left sits (by the stage's mask)
+    python -m tools.evaluation.beauty --reference-scales 1 0.8 0.9 1.1 1.25   # a steadier reference face
 
 Faces come from ``../shared/data/unlabelled-people/images`` (photos where YuNet finds a face at least
 ``--min-face`` pixels wide) and from frames of the clips of ``../shared/data/videos/`` that
@@ -49,18 +50,50 @@ DEMO = Path(__file__).resolve().parents[2] / "vcam" / "assets" / "demo.mp4"
 class Detector:
     """A plain full-frame YuNet, independent of the stage's tracker (reference faces for the measurement)."""
 
-    def __init__(self, model_path: Path, long_side: int = 640) -> None:
+    def __init__(self, model_path: Path, long_side: int = 640, rescale: float = 1.0) -> None:
         self.long_side = long_side
+        self.rescale = rescale  # the frame is resized by this much more before detection (--reference-scale)
         self.net = cv2.FaceDetectorYN.create(str(model_path), "", (long_side, long_side), 0.7)
 
     def __call__(self, frame: np.ndarray) -> list[np.ndarray]:
         h, w = frame.shape[:2]
-        scale = min(1.0, self.long_side / max(h, w))
+        scale = min(1.0, self.long_side / max(h, w)) * self.rescale
         size = (round(w * scale), round(h * scale))
         self.net.setInputSize(size)
-        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        if scale == 1:
+            small = frame
+        else:
+            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         _, rows = self.net.detect(small)
         return [] if rows is None else [r[:14] / scale for r in rows]
+
+
+class ConsensusDetector:
+    """Reference faces averaged over detections of the frame at several scales: YuNet's box and landmarks move
+    by several percent of the face width with the input scale (``--reference-scale``), and the figures of a small
+    face move with them; the mean of the matched detections (IoU > 0.5 with the first scale's) is steadier."""
+
+    def __init__(self, model_path: Path, scales: list[float]) -> None:
+        self.detectors = [Detector(model_path, rescale=f) for f in scales]
+
+    def __call__(self, frame: np.ndarray) -> list[np.ndarray]:
+        first, *others = [d(frame) for d in self.detectors]
+        out = []
+        for face in first:
+            rows = [face]
+            for found in others:
+                best = max(found, key=lambda r: _box_iou(r, face), default=None)
+                if best is not None and _box_iou(best, face) > 0.5:
+                    rows.append(best)
+            out.append(np.mean(rows, axis=0))
+        return out
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
 def skin_region(shape: tuple[int, ...], det: np.ndarray) -> np.ndarray:
@@ -610,6 +643,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", choices=["all", "tuning", "held-out"], default="all", help="which clips")
     ap.add_argument("--grid", type=Path, help="write the before/after grid here and exit")
     ap.add_argument("--cost-only", action="store_true", help="only the cost figures")
+    ap.add_argument("--reference-scale", type=float, default=1.0, metavar="F",
+                    help="resize each frame by F more before the reference detection (how much the figures move "
+                    "with the reference faces' own landmark noise)")
+    ap.add_argument("--reference-scales", type=float, nargs="+", metavar="F",
+                    help="reference faces: the mean of the detections at these extra resizes of the frame")
     ap.add_argument("--upscale-to", type=int, default=0, metavar="H",
                     help="enlarge clips lower than H pixels to H (bilinear) before the stage, as the daemon does for "
                     "a small camera and an H-pixel-high output")
@@ -624,7 +662,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.cost_only:
         print_cost(model, settings)
         return
-    stage, det = BeautyStage(settings, model_path=model), Detector(model)
+    stage, det = BeautyStage(settings, model_path=model), (
+        ConsensusDetector(model, args.reference_scales) if args.reference_scales
+        else Detector(model, rescale=args.reference_scale))
     tuning, held_out = beauty_clips(DATA)
     chosen = [p for p in {"all": tuning + held_out, "tuning": tuning, "held-out": held_out}[args.split]
               if not args.only or any(k in p.name for k in args.only)]
