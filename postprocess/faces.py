@@ -5,7 +5,9 @@ YuNet (on ONNX Runtime, :mod:`.yunet`) runs
   no face is tracked) to pick up faces, and
 - on a small square crop around each tracked face every ``detect_interval`` frames to follow it (every other
   frame while the face moves fast); a crop that misses the face brings the next whole-frame detection forward.
-Between detections the face state (box + five landmarks) glides towards the latest detection; detections
+Between detections the box moves with the image where the head moves by 2 pixels or more from one frame to the
+next (phase correlation of a small grey patch around the face), and the face state (box + five landmarks)
+glides towards the latest detection; detections
 that moved less than a dead band are ignored, so a still face gets a box that does not move at all. A
 detection that hardly overlaps the face's box still follows it if it is about the face's size and less than a
 face width away: a fast head moves that far between two detections.
@@ -25,6 +27,10 @@ from .yunet import YuNet
 
 # YuNet row: x, y, w, h, right eye (x, y), left eye, nose tip, right mouth corner, left mouth corner, score.
 _STATE = 14  # box (4) + landmarks (10)
+MOTION_MIN_RESPONSE = 0.2  # phase-correlation peak under which a measured motion is not trusted
+# Frame pixels: a smaller motion between detections is left to them (following 1-pixel motions too moved the box
+# of slowly swaying heads often enough to raise their shimmer figure, docs/beauty.md)
+MOTION_MIN_SHIFT = 2.0
 
 
 @dataclass
@@ -35,6 +41,51 @@ class Face:
     landmarks: np.ndarray  # float32 [5, 2]: right eye, left eye, nose tip, right / left mouth corner
     presence: float  # 0..1, fades in when found and out when lost
     track_id: int  # stable while the face is tracked
+
+
+class PatchMotion:
+    """Frame-to-frame translation of the image around one face: phase correlation of a small grey patch (1.25x
+    the face box) against the same place in the last frame. ``shift(frame)`` then ``keep(frame, box)`` per frame."""
+
+    size = 64  # side of the grey patch the motion is measured on
+    _window: np.ndarray | None = None  # Hanning window, shared
+
+    def __init__(self) -> None:
+        self.patch: np.ndarray | None = None
+        self.rect: tuple[int, int, int, int] | None = None  # where the patch was taken (x0, y0, x1, y1)
+        self._current: np.ndarray | None = None  # this frame's patch at ``rect``, from ``shift``
+
+    def keep(self, frame: np.ndarray, box: np.ndarray) -> None:
+        """Take this frame's patch around ``box`` (x, y, w, h) for the next frame's measurement."""
+        h, w = frame.shape[:2]
+        side = 1.25 * float(max(box[2], box[3]))
+        cx, cy = float(box[0] + box[2] / 2), float(box[1] + box[3] / 2)
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        rect = None if x1 - x0 < 16 or y1 - y0 < 16 else (x0, y0, x1, y1)
+        if rect is not None and rect == self.rect and self._current is not None:
+            self.patch = self._current  # the box stayed put: the patch ``shift`` took is the one to keep
+        else:
+            self.patch = None if rect is None else self._grey(frame, rect)
+        self.rect, self._current = rect, None
+
+    def shift(self, frame: np.ndarray) -> tuple[float, float] | None:
+        """(dx, dy) in frame pixels from the kept patch to ``frame``; None without a patch or a clear peak."""
+        if self.patch is None or self.rect is None:
+            return None
+        if PatchMotion._window is None:
+            PatchMotion._window = cv2.createHanningWindow((self.size, self.size), cv2.CV_32F)
+        self._current = self._grey(frame, self.rect)
+        (dx, dy), response = cv2.phaseCorrelate(self.patch, self._current, PatchMotion._window)
+        if response < MOTION_MIN_RESPONSE:
+            return None
+        x0, y0, x1, y1 = self.rect
+        return dx * (x1 - x0) / self.size, dy * (y1 - y0) / self.size
+
+    def _grey(self, frame: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+        x0, y0, x1, y1 = rect
+        patch = _shrink(frame[y0:y1, x0:x1], (self.size, self.size))
+        return cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 @dataclass
@@ -48,10 +99,27 @@ class _Track:
     lost: bool = False
     moving: int = 0  # detections left in the quick-follow mode (the face moved far since the last one)
     previous: np.ndarray | None = None  # the target before the current one
+    motion: PatchMotion = field(default_factory=lambda: PatchMotion())  # the image's motion between detections
     scratch: np.ndarray = field(default_factory=lambda: np.zeros(_STATE, np.float32))
 
     def face(self) -> Face:
         return Face(self.state[:4].copy(), self.state[4:].reshape(5, 2).copy(), self.presence, self.track_id)
+
+    def follow(self, frame: np.ndarray) -> None:
+        """Move the face's box with the image between two detections, so a moving head's box does not lag by the
+        frames since its last detection. Small shifts are left to the detections (a still face's box stays put)."""
+        found = self.motion.shift(frame)
+        if found is None:
+            return
+        dx, dy = found
+        shift = float(np.hypot(dx, dy))
+        if shift < MOTION_MIN_SHIFT or shift > 0.5 * self.target[2]:
+            return
+        for arr in (self.state, self.target) + ((self.previous,) if self.previous is not None else ()):
+            arr[0::2] += dx
+            arr[1::2] += dy
+            arr[2] -= dx  # width and height are sizes, not positions
+            arr[3] -= dy
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,6 +167,7 @@ class FaceTracker:
         dead_band: float = 0.04,
         max_misses: int = 2,
         fade_step: float = 0.2,
+        follow_motion: bool = True,
     ) -> None:
         self.detect_interval = detect_interval
         self.full_interval = full_interval
@@ -110,6 +179,7 @@ class FaceTracker:
         self.dead_band = dead_band
         self.max_misses = max_misses
         self.fade_step = fade_step
+        self.follow_motion = follow_motion
         path = str(model_path)
         self._full = YuNet(path, (full_long_side, full_long_side), score_threshold)
         self._crop = YuNet(path, (crop_size, crop_size), score_threshold)
@@ -148,6 +218,10 @@ class FaceTracker:
             interval = 2 if track.moving else self.detect_interval + (k % 2)
             if i - track.last_detect >= interval:
                 self._detect_crop(frame, track)
+            elif self.follow_motion:
+                track.follow(frame)
+            if self.follow_motion:
+                track.motion.keep(frame, track.target)
         faces = []
         for track in self._tracks:
             gap = track.target - track.state

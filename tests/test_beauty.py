@@ -446,3 +446,21 @@ def test_a_head_that_moves_most_of_its_width_between_detections_keeps_its_track(
     assert after.track_id == face.track_id
     assert after.presence == 1.0
     assert abs(after.box[0] - (face.box[0] - shift)) < 0.1 * face.box[2], (after.box, face.box, shift)
+
+
+def test_between_detections_the_box_moves_with_the_head(frames: list[np.ndarray]) -> None:
+    """A head sliding 5 px per frame while no detection is due: the box follows the image (phase correlation)
+    instead of waiting for the next detection; the still face before it kept its box exactly."""
+    settings = BeautySettings(enabled=True, detect_interval=30)
+    stage = BeautyStage(settings, model_path=yunet_path())
+    for _ in range(10):
+        stage.process(frames[10])
+    (still,) = stage.faces
+    stage.process(frames[10])
+    assert np.array_equal(stage.faces[0].box, still.box)
+    for k in range(1, 7):
+        stage.process(np.ascontiguousarray(np.roll(frames[10], 5 * k, axis=1)))
+    (moved,) = stage.faces
+    assert abs(moved.box[0] - (still.box[0] + 30)) < 3, (moved.box, still.box)
+    assert abs(moved.box[1] - still.box[1]) < 2
+    assert abs(moved.box[2] - still.box[2]) < 1
