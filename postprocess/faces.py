@@ -77,7 +77,7 @@ class PatchMotion:
             PatchMotion._window = cv2.createHanningWindow((self.size, self.size), cv2.CV_32F)
         self._current = self._grey(frame, self.rect)
         (dx, dy), response = cv2.phaseCorrelate(self.patch, self._current, PatchMotion._window)
-        if response < MOTION_MIN_RESPONSE:
+        if not response >= MOTION_MIN_RESPONSE or not np.isfinite(dx + dy):  # (a flat patch has no peak)
             return None
         x0, y0, x1, y1 = self.rect
         return dx * (x1 - x0) / self.size, dy * (y1 - y0) / self.size

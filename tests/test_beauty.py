@@ -464,3 +464,18 @@ def test_between_detections_the_box_moves_with_the_head(frames: list[np.ndarray]
     assert abs(moved.box[0] - (still.box[0] + 30)) < 3, (moved.box, still.box)
     assert abs(moved.box[1] - still.box[1]) < 2
     assert abs(moved.box[2] - still.box[2]) < 1
+
+
+def test_patch_motion_measures_a_shift_and_refuses_a_flat_patch(frames: list[np.ndarray]) -> None:
+    """The box's motion between detections: a known translation is measured, a flat (covered camera) or
+    unrelated patch gives no motion at all rather than a jump."""
+    from vcam.postprocess.faces import PatchMotion
+
+    motion = PatchMotion()
+    box = np.array([500.0, 150.0, 240.0, 300.0], np.float32)
+    motion.keep(frames[10], box)
+    dx, dy = motion.shift(np.ascontiguousarray(np.roll(frames[10], (-4, 9), axis=(0, 1))))
+    assert abs(dx - 9) < 1.5 and abs(dy + 4) < 1.5, (dx, dy)  # a patch pixel is 5.9 frame pixels here
+    assert motion.shift(np.zeros_like(frames[10])) is None
+    motion.keep(np.zeros_like(frames[10]), box)
+    assert motion.shift(frames[10]) is None
