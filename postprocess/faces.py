@@ -99,7 +99,7 @@ class _Track:
     lost: bool = False
     moving: int = 0  # detections left in the quick-follow mode (the face moved far since the last one)
     previous: np.ndarray | None = None  # the target before the current one
-    motion: PatchMotion = field(default_factory=lambda: PatchMotion())  # the image's motion between detections
+    motion: PatchMotion = field(default_factory=PatchMotion)  # the image's motion between detections
     scratch: np.ndarray = field(default_factory=lambda: np.zeros(_STATE, np.float32))
 
     def face(self) -> Face:

@@ -37,6 +37,7 @@ import numpy as np
 from tools.evaluation.edges import read_clip
 from tools.splits import beauty_clips, is_beauty_held_out_clip, is_held_out_photo
 from vcam.postprocess.beauty import BeautySettings, BeautyStage
+from vcam.postprocess.faces import _iou
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,11 @@ class ConsensusDetector:
         for face in first:
             rows = [face]
             for found in others:
-                best = max(found, key=lambda r: _box_iou(r, face), default=None)
-                if best is not None and _box_iou(best, face) > 0.5:
+                best = max(found, key=lambda r: _iou(r, face), default=None)
+                if best is not None and _iou(best, face) > 0.5:
                     rows.append(best)
             out.append(np.mean(rows, axis=0))
         return out
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
 def skin_region(shape: tuple[int, ...], det: np.ndarray) -> np.ndarray:
@@ -647,7 +641,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="resize each frame by F more before the reference detection (how much the figures move "
                     "with the reference faces' own landmark noise)")
     ap.add_argument("--reference-scales", type=float, nargs="+", metavar="F",
-                    help="reference faces: the mean of the detections at these extra resizes of the frame")
+                    help="reference faces: the mean of the detections on the frame resized by each of these (the first one's "
+                    "faces, each matched by IoU > 0.5)")
     ap.add_argument("--upscale-to", type=int, default=0, metavar="H",
                     help="enlarge clips lower than H pixels to H (bilinear) before the stage, as the daemon does for "
                     "a small camera and an H-pixel-high output")
