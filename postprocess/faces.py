@@ -130,11 +130,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between the centres of two (x, y, w, h, ...) boxes."""
+    return float(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2))
+
+
 def _moved_face(det: np.ndarray, box: np.ndarray) -> bool:
     """Whether a detection that hardly overlaps ``box`` is still the same face, moved: about its size and its
     centre less than a face width away (a fast head moves that far between two detections)."""
-    shift = float(np.hypot(det[0] + det[2] / 2 - box[0] - box[2] / 2, det[1] + det[3] / 2 - box[1] - box[3] / 2))
-    return shift < box[2] and 0.67 < det[2] / max(box[2], 1.0) < 1.5
+    return _centre_distance(det, box) < box[2] and 0.67 < det[2] / max(box[2], 1.0) < 1.5
 
 
 def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -294,8 +298,7 @@ class FaceTracker:
                 continue
             moved = [j for j, box in enumerate(boxes) if j not in used and _moved_face(box, track.target)]
             if moved:
-                centre = track.target[:2] + track.target[2:4] / 2
-                matches[k] = min(moved, key=lambda j: float(np.hypot(*(boxes[j][:2] + boxes[j][2:4] / 2 - centre))))
+                matches[k] = min(moved, key=lambda j: _centre_distance(boxes[j], track.target))
                 used.add(matches[k])
         for k, track in enumerate(self._tracks):
             if k not in matches:
